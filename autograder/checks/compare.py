@@ -1,0 +1,193 @@
+"""Comparisons shared by the check modules: values, gradients, gradcheck and naming the likely mistake.
+
+Tolerances (used with ``torch.testing.assert_close``-style ``|a - b| <= atol + rtol * |b|``):
+
+- float32: ``rtol=1e-4, atol=1e-5``. A student may sum in another order than the reference
+  (``F.mse_loss`` vs ``((a-b)**2).mean()``); float32 has ~7 significant digits, and reordering a sum
+  of up to a few thousand terms moves the last 2-3 of them.
+- float64: ``rtol=1e-7, atol=1e-9``: reordering moves only the last few of ~16 digits.
+- A wrong formula differs by far more (typically > 1e-2 relative), so these never hide a mistake.
+
+Gradients use the same tolerances. ``torch.autograd.gradcheck`` runs in float64 with its own defaults
+(``eps=1e-6, atol=1e-5, rtol=1e-3``), as its documentation recommends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+TOLERANCES = {torch.float32: (1e-4, 1e-5), torch.float64: (1e-7, 1e-9)}
+
+
+def tolerances(dtype: torch.dtype) -> tuple[float, float]:
+    """``(rtol, atol)`` for comparing tensors of ``dtype``; float32's for any other dtype."""
+    return TOLERANCES.get(dtype, TOLERANCES[torch.float32])
+
+
+def close(actual: Any, expected: Tensor) -> bool:
+    """True when ``actual`` has ``expected``'s shape and values within the dtype's tolerances.
+
+    ``actual`` may be a tensor of any dtype or device, or a Python number for a 0-d ``expected``.
+    """
+    try:
+        actual = torch.as_tensor(actual).detach().to("cpu", torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    expected64 = expected.detach().to("cpu", torch.float64)
+    if actual.shape != expected64.shape:
+        return False
+    rtol, atol = tolerances(expected.dtype)
+    return bool(torch.allclose(actual, expected64, rtol=rtol, atol=atol, equal_nan=False))
+
+
+def describe(value: Any) -> str:
+    """A short description of a result for messages: its value if small, else its type, shape and dtype."""
+    if isinstance(value, Tensor):
+        if value.numel() <= 4:
+            return f"tensor({[round(v, 4) for v in value.detach().double().flatten().tolist()]}, shape={tuple(value.shape)})"
+        return f"a tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
+    return f"{type(value).__name__} {value!r}"[:80]
+
+
+def likely_mistake(actual: Any, mistakes: Mapping[str, Tensor]) -> str | None:
+    """The message of the first known mistake whose result ``actual`` matches, or None."""
+    for message, wrong in mistakes.items():
+        if close(actual, wrong):
+            return message
+    return None
+
+
+def expect_close(actual: Any, expected: Tensor, mistakes: Mapping[str, Tensor] = {}, what: str = "the result") -> None:
+    """Assert ``actual`` matches ``expected``; on failure name the likely mistake, else show both values."""
+    if close(actual, expected):
+        return
+    message = likely_mistake(actual, mistakes)
+    if message is None:
+        if isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.shape != expected.shape:
+            message = f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+        else:
+            message = f"{what} differs from the reference: expected {describe(expected)}, got {describe(actual)}"
+    raise AssertionError(message)
+
+
+def leaf_copies(inputs: Sequence[Tensor]) -> list[Tensor]:
+    """Fresh leaf tensors with the same values that require grad (floating inputs only)."""
+    return [x.detach().clone().requires_grad_(x.is_floating_point()) for x in inputs]
+
+
+def gradients(fn: Callable[..., Any], inputs: Sequence[Tensor], weight_seed: int = 0) -> list[Tensor | None]:
+    """Gradients of ``fn(*inputs)`` with respect to each floating input.
+
+    A non-scalar output is reduced by a fixed random weighting (so every element's gradient matters).
+    Returns one entry per input: the gradient, or None where no gradient reached it.
+
+    Raises:
+        AssertionError: the output is not a tensor attached to the autograd graph, with the likely cause.
+    """
+    leaves = leaf_copies(inputs)
+    output = fn(*leaves)
+    if not isinstance(output, Tensor):
+        raise AssertionError(
+            f"returned {type(output).__name__}, not a tensor: keep the result a tensor (no .item() or float()) "
+            "so gradients can flow back"
+        )
+    if not output.requires_grad:
+        raise AssertionError(
+            "the result is cut off from autograd (no gradient flows back): avoid .item(), .detach(), .data, "
+            "numpy and comparisons in the computation"
+        )
+    weight = torch.rand(output.shape, generator=torch.Generator().manual_seed(weight_seed), dtype=torch.float64)
+    (output * weight.to(output.device, output.dtype)).sum().backward()
+    return [leaf.grad if leaf.is_floating_point() else None for leaf in leaves]
+
+
+def expect_same_gradients(student_fn: Callable[..., Any], reference_fn: Callable[..., Any], inputs: Sequence[Tensor], names: Sequence[str]) -> None:
+    """Assert the student's gradients match the reference's with respect to every floating input."""
+    expected = gradients(reference_fn, inputs)
+    actual = gradients(student_fn, inputs)
+    for name, got, want in zip(names, actual, expected):
+        if want is None:
+            continue
+        if got is None:
+            raise AssertionError(f"no gradient reaches {name}: the result does not depend on it through autograd")
+        if not close(got, want):
+            raise AssertionError(
+                f"the gradient with respect to {name} differs from the reference (values agree only "
+                "approximately, or the formula differs)"
+            )
+
+
+def expect_gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> None:
+    """Assert ``torch.autograd.gradcheck`` passes for ``fn`` at float64 copies of ``inputs``."""
+    leaves = [x.detach().to(torch.float64).clone().requires_grad_() for x in inputs]
+    try:
+        ok = torch.autograd.gradcheck(fn, leaves, raise_exception=False)
+    except Exception as error:  # noqa: BLE001 - any failure inside gradcheck is the same verdict
+        raise AssertionError(f"gradcheck could not differentiate the function: {type(error).__name__}: {error}") from error
+    if not ok:
+        raise AssertionError(
+            "torch.autograd.gradcheck failed: the analytical gradient disagrees with finite differences "
+            "(a step done outside autograd, e.g. .item(), .detach(), .data or a rounding step?)"
+        )
+
+
+def expect_unchanged(before: Sequence[Tensor], after: Sequence[Tensor], names: Sequence[str]) -> None:
+    """Assert the inputs still hold their original values (the function did not modify its arguments)."""
+    for name, old, new in zip(names, before, after):
+        if not torch.equal(old, new.detach()):
+            raise AssertionError(f"the function changed its input {name} in place; compute a new tensor instead")
+
+
+def expect_dtype_and_device(result: Any, like: Tensor) -> None:
+    """Assert ``result`` is a tensor with ``like``'s dtype and device."""
+    if not isinstance(result, Tensor):
+        raise AssertionError(f"returned {type(result).__name__}, expected a tensor")
+    if result.dtype != like.dtype:
+        raise AssertionError(f"returned dtype {result.dtype} for {like.dtype} inputs: keep the input's dtype")
+    if result.device != like.device:
+        raise AssertionError(f"returned a tensor on {result.device} for inputs on {like.device}: keep the input's device")
+
+
+KNOWN_ERRORS = (
+    ("a leaf Variable that requires grad is being used in an in-place operation",
+     "stepped outside torch.no_grad(): an in-place update of a parameter must be inside `with torch.no_grad():`"),
+    ("shapes cannot be multiplied",
+     "matrix shapes do not fit: multiply (rows of data) @ (weights), e.g. x@a rather than a@x"),
+    ("unsupported operand type(s) for *: 'NoneType'",
+     "a gradient was None: call loss.backward() before using .grad"),
+    ("'NoneType' object has no attribute",
+     "a gradient was None: call loss.backward() before using .grad"),
+)
+
+
+def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a student's function; turn what it raises into an AssertionError that names the likely cause."""
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as error:
+        raise AssertionError(f"not implemented yet ({error}): replace the `raise NotImplementedError` line") from error
+    except AssertionError as error:
+        raise AssertionError(f"your code failed an assertion of its own: {error}") from error
+    except Exception as error:
+        text = str(error)
+        for pattern, hint in KNOWN_ERRORS:
+            if pattern in text:
+                raise AssertionError(hint) from error
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        raise AssertionError(f"your code raised {type(error).__name__}: {first}"[:300]) from error
+
+
+def grad_is_cleared(param: Tensor) -> bool:
+    """True when ``param.grad`` was reset: None or all zeros (both are accepted)."""
+    return param.grad is None or not bool(param.grad.any())
+
+
+def expect_still_a_parameter(param: Tensor, name: str = "params") -> None:
+    """Assert ``param`` is still a leaf that requires grad and the step recorded no autograd graph."""
+    if not param.requires_grad:
+        raise AssertionError(f"{name} no longer requires grad after the step: update it in place and keep requires_grad")
+    if param.grad_fn is not None or not param.is_leaf:
+        raise AssertionError(f"the step was recorded by autograd ({name} is no longer a leaf): update inside torch.no_grad()")

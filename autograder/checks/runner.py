@@ -1,0 +1,166 @@
+"""Run the hidden checks of one blank with pytest, the student's objects supplied as a fixture.
+
+A check module is a plain pytest module under ``autograder/checks/``. Each test function carries
+``@blank("<name>")``, takes the fixtures ``student`` (the objects the notebook passed in, as attributes)
+and ``device``, states what it verifies in its docstring's first line, and fails with an assertion
+whose message names the likely mistake.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from importlib import import_module
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+import pytest
+import torch
+
+from autograder.checks.results import BlankReport, CheckResult
+from autograder.device import get_device
+
+CHECK_MODULES = ("gradient_descent", "linear_regression", "pixel_similarity", "mnist_sgd")
+"""One check module per assignment, named like the reference module it compares against."""
+
+MESSAGE_LIMIT = 300
+
+
+def blank(name: str) -> pytest.MarkDecorator:
+    """Mark a check function as belonging to the blank ``name``."""
+    return pytest.mark.blank(name)
+
+
+def _module_for(blank_name: str) -> ModuleType:
+    for module_name in CHECK_MODULES:
+        module = import_module(f"autograder.checks.{module_name}")
+        if blank_name in getattr(module, "BLANKS", ()):
+            return module
+    raise KeyError(f"no checks for a blank named {blank_name!r}; known blanks: {sorted(known_blanks())}")
+
+
+def known_blanks() -> dict[str, str]:
+    """Every blank that has checks, mapped to its check module's name."""
+    return {
+        blank_name: module_name
+        for module_name in CHECK_MODULES
+        for blank_name in import_module(f"autograder.checks.{module_name}").BLANKS
+    }
+
+
+def _first_line(text: str) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= MESSAGE_LIMIT else line[: MESSAGE_LIMIT - 3] + "..."
+
+
+def failure_message(error: BaseException) -> str:
+    """The one-line message for a failed check: the assertion's text, or what the student's code raised."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    if isinstance(error, AssertionError):
+        return _first_line(str(error)) or "the result differs from the reference"
+    detail = _first_line(str(error))
+    return f"your code raised {type(error).__name__}" + (f": {detail}" if detail else "")
+
+
+class _ChecksPlugin:
+    """Supplies the fixtures, keeps only the requested blank's checks and records each outcome."""
+
+    def __init__(self, blank_name: str, student: SimpleNamespace, device: torch.device) -> None:
+        self.blank_name, self._student, self._device = blank_name, student, device
+        self.results: list[CheckResult] = []
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.addinivalue_line("markers", "blank(name): the blank a hidden check belongs to")
+
+    @pytest.fixture
+    def student(self) -> SimpleNamespace:
+        return self._student
+
+    @pytest.fixture
+    def device(self) -> torch.device:
+        return self._device
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        def belongs(item: pytest.Item) -> bool:
+            marker = item.get_closest_marker("blank")
+            return marker is not None and marker.args[0] == self.blank_name
+
+        deselected = [item for item in items if not belongs(item)]
+        items[:] = [item for item in items if belongs(item)]
+        config.hook.pytest_deselected(items=deselected)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        failed_setup = report.when == "setup" and report.failed
+        if report.when == "call" or failed_setup:
+            doc = getattr(item, "function", None).__doc__ or item.name
+            name = _first_line(doc)
+            if report.passed:
+                self.results.append(CheckResult(name, True))
+            elif report.failed:
+                self.results.append(CheckResult(name, False, failure_message(call.excinfo.value)))
+        return report
+
+
+def _pytest_args(module: ModuleType) -> list[str]:
+    folder = str(Path(module.__file__).parent)
+    return [
+        module.__file__,
+        "-q",
+        "--assert=plain",
+        "-c",
+        os.devnull,
+        "--rootdir",
+        folder,
+        "--confcutdir",
+        folder,
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "python_files=*.py",
+        "-o",
+        "python_functions=test_*",
+        "-W",
+        "ignore",
+    ]
+
+
+def run_checks(
+    blank_name: str, points: float, objects: dict[str, Any], device: str | torch.device | None = None
+) -> BlankReport:
+    """Run every check of ``blank_name`` against the student's ``objects``.
+
+    Args:
+        blank_name: the blank, e.g. ``"mnist_loss"``.
+        points: the blank's maximum points.
+        objects: the student's functions and classes by name, e.g. ``{"mnist_loss": mnist_loss}``.
+        device: where the checks build their tensors; defaults to ``get_device()``.
+
+    Returns:
+        A ``BlankReport``; never raises for a problem in the student's code. Nothing is printed.
+    """
+    try:
+        module = _module_for(blank_name)
+        plugin = _ChecksPlugin(blank_name, SimpleNamespace(**objects), get_device(device))
+    except (KeyError, ValueError) as error:
+        return BlankReport(blank_name, points, error=str(error))
+    sink = io.StringIO()
+    previous_autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            exit_code = pytest.main(_pytest_args(module), plugins=[plugin])
+    except Exception as error:  # noqa: BLE001 - a broken run must score 0 with a reason, not crash the cell
+        return BlankReport(blank_name, points, error=f"{type(error).__name__}: {error}")
+    finally:
+        if previous_autoload is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous_autoload
+    if not plugin.results:
+        return BlankReport(blank_name, points, error=f"no check ran (pytest exit code {int(exit_code)})")
+    return BlankReport(blank_name, points, plugin.results)
