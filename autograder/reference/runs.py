@@ -87,3 +87,32 @@ def pixel_similarity_accuracy(sample: MnistSample) -> RunResult:
 
 
 ALL_RUNS = (pixel_similarity_accuracy, train_linear1, train_nn_linear, train_simple_net)
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """One line of the reference report: a run's final accuracy against the lesson's bar."""
+
+    name: str
+    accuracy: float
+    bar: float
+    epochs: int
+    cpu_seconds: float
+
+    @property
+    def meets_bar(self) -> bool:
+        return self.accuracy >= self.bar
+
+
+BARS = {"pixel_similarity": 0.95, "linear1": 0.96, "nn_linear": 0.975, "simple_net": 0.975}
+"""The lesson's accuracies that the reference must reach (fastbook: 0.9511, 0.9696, 0.9785, 0.9828)."""
+
+
+def report_runs(folder, device=None, seed: int = 42) -> list[RunRow]:
+    """Load the sample from ``folder`` onto ``device`` and run every lesson run once with ``seed``."""
+    from autograder.data import load_mnist_sample
+    from autograder.device import get_device
+
+    sample = load_mnist_sample(folder, device=get_device(device))
+    results = [pixel_similarity_accuracy(sample)] + [run(sample, seed=seed) for run in ALL_RUNS[1:]]
+    return [RunRow(r.name, r.final_accuracy, BARS[r.name], len(r.accuracies) if r.name != "pixel_similarity" else 0, r.cpu_seconds) for r in results]

@@ -1,0 +1,371 @@
+"""Hidden checks for 04_mnist_sgd: sigmoid, mnist_loss, calc_grad, batch_accuracy, BasicOptim, train_epoch, train_model."""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import given
+
+from autograder.checks.compare import (
+    call_student,
+    close,
+    expect_close,
+    expect_dtype_and_device,
+    expect_gradcheck,
+    expect_same_gradients,
+    expect_still_a_parameter,
+    expect_unchanged,
+    grad_is_cleared,
+)
+from autograder.checks.data import real_sample
+from autograder.checks.runner import blank
+from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds, vector_shapes
+from autograder.checks.thresholds import TRAIN_MODEL
+from autograder.data import synthetic_mnist
+from autograder.device import seed_everything
+from autograder.reference import mnist_sgd as ref
+from autograder.reference.runs import batches_for
+
+BLANKS = ("sigmoid", "mnist_loss", "calc_grad", "batch_accuracy", "BasicOptim", "train_epoch", "train_model")
+
+
+def sigmoid_mistakes(x):
+    return {
+        "wrong sign inside exp: sigmoid is 1 / (1 + exp(-x))": 1 / (1 + torch.exp(x)),
+        "used tanh: sigmoid is 1 / (1 + exp(-x)), between 0 and 1": torch.tanh(x),
+        "forgot the 1 + in the denominator: sigmoid is 1 / (1 + exp(-x))": 1 / torch.exp(-x),
+        "returned exp(-x) / (1 + exp(-x)), which is 1 - sigmoid(x)": torch.exp(-x) / (1 + torch.exp(-x)),
+    }
+
+
+@blank("sigmoid")
+def test_sigmoid_known_values(student, device):
+    """gives 0.5 at 0 and approaches 1 and 0 for large and very negative inputs"""
+    x = torch.tensor([0.0, 2.0, -2.0, 10.0, -10.0], device=device)
+    expect_close(call_student(student.sigmoid, x), torch.sigmoid(x), sigmoid_mistakes(x))
+
+
+@blank("sigmoid")
+@CHECK_SETTINGS
+@given(shape=vector_shapes, dtype=dtypes, seed=seeds)
+def test_sigmoid_matches_torch_sigmoid(student, device, shape, dtype, seed):
+    """matches torch.sigmoid elementwise on (n,) and (n, 1) inputs, keeping dtype and device"""
+    x = random_tensor(shape, seed, dtype, device, -8, 8)
+    before = x.clone()
+    result = call_student(student.sigmoid, x)
+    expect_close(result, torch.sigmoid(x), sigmoid_mistakes(x))
+    expect_dtype_and_device(result, x)
+    expect_unchanged([before], [x], ["x"])
+
+
+@blank("sigmoid")
+def test_sigmoid_gradients(student, device):
+    """has the reference's gradient and passes gradcheck"""
+    x = random_tensor((6, 1), 0, torch.float64, device, -4, 4)
+    expect_same_gradients(student.sigmoid, ref.sigmoid, [x], ["x"])
+    expect_gradcheck(student.sigmoid, [x])
+
+
+def loss_mistakes(predictions, targets):
+    p = torch.sigmoid(predictions)
+    return {
+        "forgot to apply sigmoid: squash the predictions into (0, 1) first": torch.where(targets == 1, 1 - predictions, predictions).mean(),
+        "swapped the two cases: for a 3 (target 1) the loss is 1 - p, for a 7 it is p": torch.where(targets == 1, p, 1 - p).mean(),
+        "forgot .mean(): this returns the sum over the batch": torch.where(targets == 1, 1 - p, p).sum(),
+        "applied sigmoid twice": torch.where(targets == 1, 1 - torch.sigmoid(p), torch.sigmoid(p)).mean(),
+        "used accuracy as the loss: it hardly changes when weights change, so its gradient is zero almost everywhere":
+            ((p > 0.5).float() == targets).float().mean(),
+        "used 1 - accuracy as the loss: its gradient is zero almost everywhere": 1 - ((p > 0.5).float() == targets).float().mean(),
+    }
+
+
+def _loss_inputs(n, seed, dtype, device):
+    predictions = random_tensor((n, 1), seed, dtype, device, -4, 4)
+    targets = (random_tensor((n, 1), seed + 1, torch.float64, device, 0, 1) > 0.5).to(dtype)
+    return predictions, targets
+
+
+@blank("mnist_loss")
+def test_mnist_loss_on_the_lesson_example(student, device):
+    """gives the reference's value on the lesson's example (predictions 0.9, 0.4, 0.2; targets 1, 0, 1)"""
+    predictions = torch.tensor([[0.9], [0.4], [0.2]], device=device)
+    targets = torch.tensor([[1.0], [0.0], [1.0]], device=device)
+    result = call_student(student.mnist_loss, predictions, targets)
+    expect_close(result, ref.mnist_loss(predictions, targets), loss_mistakes(predictions, targets))
+
+
+@blank("mnist_loss")
+@CHECK_SETTINGS
+@given(dtype=dtypes, seed=seeds)
+def test_mnist_loss_matches_reference(student, device, dtype, seed):
+    """matches the reference on random batches in float32 and float64, keeping dtype and device"""
+    predictions, targets = _loss_inputs(9, seed, dtype, device)
+    before = [predictions.clone(), targets.clone()]
+    result = call_student(student.mnist_loss, predictions, targets)
+    expect_close(result, ref.mnist_loss(predictions, targets), loss_mistakes(predictions, targets))
+    expect_dtype_and_device(result, predictions)
+    expect_unchanged(before, [predictions, targets], ["predictions", "targets"])
+
+
+@blank("mnist_loss")
+def test_mnist_loss_gradients(student, device):
+    """has the reference's gradient with respect to the predictions and passes gradcheck"""
+    predictions, targets = _loss_inputs(8, 11, torch.float64, device)
+    try:
+        expect_same_gradients(lambda p: student.mnist_loss(p, targets), lambda p: ref.mnist_loss(p, targets), [predictions], ["predictions"])
+    except AssertionError as error:
+        if "cut off from autograd" in str(error):
+            raise AssertionError(
+                "no gradient flows from the loss: did you use accuracy (a comparison like > 0.5) as the loss? "
+                "Use the sigmoid's distance to the target instead"
+            ) from error
+        raise
+    expect_gradcheck(lambda p: student.mnist_loss(p, targets), [predictions])
+
+
+def _linear_model(device, seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    weights = torch.randn(28 * 28, 1, generator=gen, dtype=dtype).to(device).requires_grad_()
+    bias = torch.randn(1, generator=gen, dtype=dtype).to(device).requires_grad_()
+    return ref.Linear1(weights, bias)
+
+
+def _batch(device, n=16, seed=0, dtype=torch.float32):
+    xb = random_tensor((n, 28 * 28), seed, dtype, device, 0, 1)
+    yb = (random_tensor((n, 1), seed + 1, torch.float64, device, 0, 1) > 0.5).to(dtype)
+    return xb, yb
+
+
+def _mse_loss(predictions, targets):
+    return ((predictions - targets) ** 2).mean()
+
+
+@blank("calc_grad")
+@CHECK_SETTINGS
+@given(seed=seeds)
+def test_calc_grad_fills_the_reference_gradients(student, device, seed):
+    """fills weights.grad and bias.grad with the reference's gradients of the loss"""
+    xb, yb = _batch(device, seed=seed % 1000)
+    model, twin = _linear_model(device, seed % 7), _linear_model(device, seed % 7)
+    call_student(student.calc_grad, xb, yb, model, ref.mnist_loss)
+    ref.calc_grad(xb, yb, twin, ref.mnist_loss)
+    for name, param, expected in zip(("weights", "bias"), model.parameters(), twin.parameters()):
+        assert param.grad is not None, f"{name}.grad is empty: call loss.backward() on the loss"
+        expect_close(param.grad, expected.grad, what=f"{name}.grad")
+
+
+@blank("calc_grad")
+def test_calc_grad_uses_the_given_loss_function(student, device):
+    """uses the loss_func it is given"""
+    xb, yb = _batch(device, seed=3)
+    model, twin = _linear_model(device, 1), _linear_model(device, 1)
+    call_student(student.calc_grad, xb, yb, model, _mse_loss)
+    ref.calc_grad(xb, yb, twin, _mse_loss)
+    assert model.weights.grad is not None, "weights.grad is empty: call loss.backward() on the loss"
+    assert close(model.weights.grad, twin.weights.grad), "ignored the loss_func argument: compute loss_func(model(xb), yb)"
+
+
+def accuracy_mistakes(xb, yb):
+    correct = (xb.sigmoid() > 0.5) == yb
+    return {
+        "returned the number of correct predictions: return the fraction (.float().mean())": correct.float().sum(),
+        "thresholded the raw predictions at 0.5: apply sigmoid first (or compare the raw predictions with 0)": ((xb > 0.5) == yb).float().mean(),
+        "compared the wrong way: a prediction above 0.5 means a 3 (target 1)": ((xb.sigmoid() < 0.5) == yb).float().mean(),
+        "shapes do not match: yb is (n, 1), so compare with predictions of shape (n, 1), not (n,)": ((xb.sigmoid() > 0.5).view(-1) == yb).float().mean(),
+    }
+
+
+@blank("batch_accuracy")
+@CHECK_SETTINGS
+@given(seed=seeds, dtype=dtypes)
+def test_batch_accuracy_matches_reference(student, device, seed, dtype):
+    """gives the fraction of a batch classified right, for (n, 1) predictions and targets"""
+    xb, yb = _loss_inputs(10, seed, dtype, device)
+    result = call_student(student.batch_accuracy, xb, yb)
+    expect_close(result, ref.batch_accuracy(xb, yb).double(), accuracy_mistakes(xb, yb), what="the accuracy")
+
+
+@blank("batch_accuracy")
+def test_batch_accuracy_extremes(student, device):
+    """gives 1.0 for a perfect batch and 0.0 for an all-wrong one"""
+    yb = torch.tensor([[1.0], [0.0], [1.0], [0.0]], device=device)
+    perfect = (yb * 2 - 1) * 5
+    expect_close(call_student(student.batch_accuracy, perfect, yb), torch.tensor(1.0, dtype=torch.float64), accuracy_mistakes(perfect, yb), what="a perfect batch's accuracy")
+    expect_close(call_student(student.batch_accuracy, -perfect, yb), torch.tensor(0.0, dtype=torch.float64), accuracy_mistakes(-perfect, yb), what="an all-wrong batch's accuracy")
+
+
+def _params_with_grads(device, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.randn(3, 2, generator=gen).to(device).requires_grad_(), torch.randn(2, generator=gen).to(device).requires_grad_()]
+    grads = [torch.randn(3, 2, generator=gen).to(device), torch.randn(2, generator=gen).to(device)]
+    for param, grad in zip(params, grads):
+        param.grad = grad.clone()
+    return params, grads
+
+
+def optimizer_step_mistakes(before, grad, lr, index):
+    from autograder.checks.gradient_descent import step_mistakes
+
+    mistakes = step_mistakes(before, grad, lr)
+    if index > 0:
+        mistakes = {"only the first parameter was updated: loop over every parameter in self.params": before, **mistakes}
+    return mistakes
+
+
+@blank("BasicOptim")
+@CHECK_SETTINGS
+@given(lr=learning_rates, seed=seeds)
+def test_basic_optim_step_updates_every_parameter(student, device, lr, seed):
+    """step() updates every parameter in place by -lr * grad, keeping the same tensors"""
+    params, grads = _params_with_grads(device, seed % 1000)
+    before = [p.detach().clone() for p in params]
+    ids = [id(p) for p in params]
+    opt = call_student(student.BasicOptim, params, lr)
+    call_student(opt.step)
+    for index, (param, old, grad) in enumerate(zip(params, before, grads)):
+        assert id(param) == ids[index], "step replaced a parameter object: update the existing tensors in place"
+        expect_close(param.detach(), old - lr * grad, optimizer_step_mistakes(old, grad, lr, index), what=f"parameter {index} after step()")
+
+
+@blank("BasicOptim")
+def test_basic_optim_step_records_no_graph(student, device):
+    """step() is not tracked by autograd: parameters stay leaves that require grad"""
+    params, _ = _params_with_grads(device)
+    opt = call_student(student.BasicOptim, params, 0.1)
+    call_student(opt.step)
+    for param in params:
+        expect_still_a_parameter(param, "a parameter")
+
+
+@blank("BasicOptim")
+def test_basic_optim_zero_grad_clears_every_gradient(student, device):
+    """zero_grad() clears every parameter's gradient (None or zeros)"""
+    params, _ = _params_with_grads(device)
+    opt = call_student(student.BasicOptim, params, 0.1)
+    call_student(opt.zero_grad)
+    cleared = [grad_is_cleared(param) for param in params]
+    assert any(cleared), "zero_grad left the gradients as they were: set p.grad = None (or p.grad.zero_()) for each p"
+    assert all(cleared), "zero_grad cleared only some gradients: loop over every parameter"
+
+
+@blank("BasicOptim")
+def test_basic_optim_accepts_a_generator_of_parameters(student, device):
+    """works when given model.parameters() (a generator), for more than one step"""
+    model = torch.nn.Linear(3, 1).to(device)
+    opt = call_student(student.BasicOptim, model.parameters(), 0.1)
+    for step in range(2):
+        model.weight.grad, model.bias.grad = torch.ones_like(model.weight), torch.ones_like(model.bias)
+        before = model.weight.detach().clone()
+        call_student(opt.step)
+        assert not torch.equal(before, model.weight.detach()), (
+            f"step {step + 1} changed nothing: store list(params) in __init__, since a generator can be iterated only once"
+        )
+
+
+class CountingOptim:
+    """Wraps the reference optimizer and records the order of ``step`` and ``zero_grad`` calls."""
+
+    def __init__(self, params, lr):
+        self.inner = ref.BasicOptim(params, lr)
+        self.calls: list[str] = []
+
+    def step(self, *args, **kwargs):
+        self.calls.append("step")
+        if any(p.grad is None for p in self.inner.params):
+            raise AssertionError("opt.step() was called with no gradient: call calc_grad before opt.step()")
+        self.inner.step()
+
+    def zero_grad(self, *args, **kwargs):
+        self.calls.append("zero_grad")
+        self.inner.zero_grad()
+
+
+def _epoch_case(device, n_batches=3, seed=0):
+    batches = [_batch(device, n=8, seed=seed + 10 * i) for i in range(n_batches)]
+    return batches, _linear_model(device, seed), _linear_model(device, seed)
+
+
+@blank("train_epoch")
+def test_train_epoch_matches_the_reference_epoch(student, device):
+    """from the same parameters and batches, ends with the reference's parameters"""
+    batches, model, twin = _epoch_case(device)
+    opt = CountingOptim(model.parameters(), 0.5)
+    call_student(student.train_epoch, model, batches, opt, ref.mnist_loss)
+    ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), 0.5), ref.mnist_loss)
+    if opt.calls.count("zero_grad") == 0:
+        raise AssertionError("forgot opt.zero_grad(): gradients add up across batches")
+    for name, param, expected in zip(("weights", "bias"), model.parameters(), twin.parameters()):
+        expect_close(param.detach(), expected.detach(), what=f"{name} after one epoch")
+
+
+@blank("train_epoch")
+def test_train_epoch_steps_once_per_batch(student, device):
+    """calls opt.step() and opt.zero_grad() exactly once per batch"""
+    batches, model, _ = _epoch_case(device, n_batches=4, seed=1)
+    opt = CountingOptim(model.parameters(), 0.5)
+    call_student(student.train_epoch, model, batches, opt, ref.mnist_loss)
+    steps, zeros = opt.calls.count("step"), opt.calls.count("zero_grad")
+    assert steps == 4, f"called opt.step() {steps} times for 4 batches: step once per batch, inside the loop"
+    assert zeros == 4, (
+        "forgot opt.zero_grad(): gradients add up across batches" if zeros == 0
+        else f"called opt.zero_grad() {zeros} times for 4 batches: once per batch, after the step"
+    )
+    assert opt.calls[:2] == ["step", "zero_grad"] or opt.calls[:2] == ["zero_grad", "step"], "unexpected order of step and zero_grad"
+
+
+@blank("train_epoch")
+def test_train_epoch_uses_the_given_loss_function(student, device):
+    """trains with the loss_func it is given"""
+    batches, model, twin = _epoch_case(device, seed=2)
+    call_student(student.train_epoch, model, batches, ref.BasicOptim(model.parameters(), 0.5), _mse_loss)
+    ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), 0.5), _mse_loss)
+    assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to calc_grad"
+
+
+@blank("train_model")
+def test_train_model_returns_one_accuracy_per_epoch(student, device):
+    """returns one validation accuracy per epoch, each between 0 and 1"""
+    sample = synthetic_mnist(32, seed=4).to(device)
+    dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
+    model = _linear_model(device, 3)
+    history = call_student(student.train_model, model, list(dl), list(valid_dl), ref.BasicOptim(model.parameters(), 0.1), 3, ref.mnist_loss)
+    assert isinstance(history, (list, tuple)), f"return the list of accuracies, not {type(history).__name__}"
+    assert len(history) == 3, f"returned {len(history)} accuracies for 3 epochs: one per epoch"
+    values = [float(a) for a in history]
+    assert all(0.0 <= a <= 1.0 for a in values), f"accuracies must lie between 0 and 1, got {values}"
+
+
+@blank("train_model")
+def test_train_model_matches_the_reference_training(student, device):
+    """from the same start and batches, ends with the reference's parameters after 2 epochs"""
+    sample = synthetic_mnist(32, seed=5).to(device)
+    dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
+    batches, valid = list(dl), list(valid_dl)
+    model, twin = _linear_model(device, 4), _linear_model(device, 4)
+    call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 2, ref.mnist_loss)
+    ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 2)
+    expect_close(model.weights.detach(), twin.weights.detach(), {
+        "trained one epoch too few: loop over range(epochs)": _after_epochs(device, batches, valid, 1),
+        "trained one epoch too many: loop over range(epochs)": _after_epochs(device, batches, valid, 3),
+    }, what="weights after 2 epochs")
+
+
+def _after_epochs(device, batches, valid, epochs):
+    model = _linear_model(device, 4)
+    ref.train_model(model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), epochs)
+    return model.weights.detach()
+
+
+@blank("train_model")
+def test_train_model_reaches_the_calibrated_accuracy(student, device):
+    """trains linear1 on the MNIST sample to the accuracy the reference reliably reaches"""
+    sample = real_sample(device)
+    seed_everything(TRAIN_MODEL.check_seed)
+    model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
+    dl, valid_dl = batches_for(sample, TRAIN_MODEL.check_seed)
+    opt = ref.BasicOptim(model.parameters(), TRAIN_MODEL.lr)
+    call_student(student.train_model, model, dl, valid_dl, opt, TRAIN_MODEL.epochs, ref.mnist_loss)
+    accuracy = ref.validate_epoch(model, valid_dl)
+    assert accuracy >= TRAIN_MODEL.threshold, (
+        f"validation accuracy {accuracy:.4f} after {TRAIN_MODEL.epochs} epochs is below {TRAIN_MODEL.threshold:.4f}, "
+        "which the reference always reaches: check the loop over epochs and batches"
+    )

@@ -1,0 +1,85 @@
+"""A thin layer over nbgrader's Python API, run from a given course folder."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from autograder.course import CONFIG_NAME
+
+
+class NbgraderError(RuntimeError):
+    """An nbgrader step failed; the message carries nbgrader's log."""
+
+
+@contextlib.contextmanager
+def in_course(root: Path) -> Iterator[None]:
+    """Run inside ``root`` with this interpreter's ``bin/`` first on PATH (nbgrader runs ``alembic`` from PATH)."""
+    previous_cwd, previous_path = Path.cwd(), os.environ.get("PATH", "")
+    bin_dir = str(Path(sys.executable).parent)
+    os.chdir(root)
+    os.environ["PATH"] = bin_dir + os.pathsep + previous_path
+    try:
+        yield
+    finally:
+        os.chdir(previous_cwd)
+        os.environ["PATH"] = previous_path
+
+
+def make_api(root: Path):
+    """An ``NbGraderAPI`` for the course at ``root``, configured by its ``nbgrader_config.py``."""
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader(CONFIG_NAME, path=str(root)).load_config() if (root / CONFIG_NAME).exists() else Config()
+    config.CourseDirectory.root = str(root)
+    coursedir = CourseDirectory(config=config)
+    return NbGraderAPI(coursedir=coursedir, config=config)
+
+
+def _checked(result: dict, what: str) -> dict:
+    if not result.get("success"):
+        raise NbgraderError(f"{what} failed: {result.get('error') or ''}\n{result.get('log') or ''}".strip())
+    return result
+
+
+def generate_assignment(root: Path, assignment: str) -> None:
+    """``nbgrader generate_assignment ASSIGNMENT --force`` in the course at ``root``."""
+    with in_course(root):
+        _checked(make_api(root).generate_assignment(assignment, force=True, create=True), f"generate_assignment {assignment}")
+
+
+def autograde(root: Path, assignment: str, student: str) -> None:
+    """``nbgrader autograde ASSIGNMENT --student STUDENT --force`` in the course at ``root``."""
+    with in_course(root):
+        _checked(make_api(root).autograde(assignment, student, force=True, create=True), f"autograde {assignment} for {student}")
+
+
+@dataclass(frozen=True)
+class CellGrade:
+    """One autograded test cell's score from the gradebook."""
+
+    notebook: str
+    cell: str
+    score: float
+    max_score: float
+
+
+def cell_grades(root: Path, assignment: str, student: str) -> list[CellGrade]:
+    """The autograded cells' scores of one submission, read from the course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with in_course(root), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission(assignment, student)
+        return [
+            CellGrade(nb.name, grade.name, float(grade.score), float(grade.max_score))
+            for nb in submission.notebooks
+            for grade in nb.grades
+            if grade.auto_score is not None or grade.cell_type == "code"
+        ]
