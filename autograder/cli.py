@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
-import click
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+
+import click  # noqa: E402 - after the filter, so importing torch stays quiet
 from rich.console import Console
 from rich.table import Table
 

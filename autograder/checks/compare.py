@@ -88,7 +88,7 @@ def gradients(fn: Callable[..., Any], inputs: Sequence[Tensor], weight_seed: int
         AssertionError: the output is not a tensor attached to the autograd graph, with the likely cause.
     """
     leaves = leaf_copies(inputs)
-    output = fn(*leaves)
+    output = call_student(fn, *leaves)
     if not isinstance(output, Tensor):
         raise AssertionError(
             f"returned {type(output).__name__}, not a tensor: keep the result a tensor (no .item() or float()) "
@@ -123,6 +123,7 @@ def expect_same_gradients(student_fn: Callable[..., Any], reference_fn: Callable
 def expect_gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> None:
     """Assert ``torch.autograd.gradcheck`` passes for ``fn`` at float64 copies of ``inputs``."""
     leaves = [x.detach().to(torch.float64).clone().requires_grad_() for x in inputs]
+    call_student(fn, *leaves)
     try:
         ok = torch.autograd.gradcheck(fn, leaves, raise_exception=False)
     except Exception as error:  # noqa: BLE001 - any failure inside gradcheck is the same verdict

@@ -6,9 +6,17 @@ milliseconds; runs are derandomized, so a student sees the same verdict every ti
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import torch
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
+
+# Hypothesis keeps a `.hypothesis/` folder in the current directory by default; checks run inside
+# students' folders, so keep it in the temporary directory instead.
+set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "autograder-hypothesis"))
 
 CHECK_SETTINGS = settings(
     max_examples=12,
