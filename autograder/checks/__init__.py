@@ -18,7 +18,7 @@ from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.checks.runner import known_blanks, run_checks
 
-__all__ = ["BlankReport", "CheckResult", "check", "known_blanks", "run_checks"]
+__all__ = ["REPORT_MIME_TYPE", "BlankReport", "CheckResult", "check", "known_blanks", "run_checks"]
 
 
 def check(blank: str, points: float, *, device: str | torch.device | None = None, **objects: Any) -> float:
@@ -35,4 +35,20 @@ def check(blank: str, points: float, *, device: str | torch.device | None = None
     """
     report = run_checks(blank, points, objects, device)
     print(format_report(report))
+    _attach_report(report)
     return report.score
+
+
+REPORT_MIME_TYPE = "application/vnd.autograder.report+json"
+"""The output type under which a test cell carries its full report, for exports and feedback."""
+
+
+def _attach_report(report: BlankReport) -> None:
+    """Inside a Jupyter kernel, add the report as a display output (invisible in the notebook UI)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        display({REPORT_MIME_TYPE: report.to_json()}, raw=True)

@@ -341,12 +341,29 @@ def test_train_model_matches_the_reference_training(student, device):
     dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
     batches, valid = list(dl), list(valid_dl)
     model, twin = _linear_model(device, 4), _linear_model(device, 4)
-    call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 2, ref.mnist_loss)
-    ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 2)
+    history = call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 2, ref.mnist_loss)
+    expected = ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 2)
     expect_close(model.weights.detach(), twin.weights.detach(), {
         "trained one epoch too few: loop over range(epochs)": _after_epochs(device, batches, valid, 1),
         "trained one epoch too many: loop over range(epochs)": _after_epochs(device, batches, valid, 3),
     }, what="weights after 2 epochs")
+    try:
+        got = torch.tensor([float(a) for a in history], dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise AssertionError(f"return a list of accuracies (numbers), one per epoch: {error}") from error
+    expect_close(got, torch.tensor(expected, dtype=torch.float64), what="the returned accuracies (validate_epoch after each epoch)")
+
+
+@blank("train_model")
+def test_train_model_uses_the_given_loss_function(student, device):
+    """trains with the loss_func it is given"""
+    sample = synthetic_mnist(32, seed=6).to(device)
+    dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
+    batches, valid = list(dl), list(valid_dl)
+    model, twin = _linear_model(device, 5), _linear_model(device, 5)
+    call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 1, _mse_loss)
+    ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 1, _mse_loss)
+    assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to train_epoch"
 
 
 def _after_epochs(device, batches, valid, epochs):
@@ -355,16 +372,51 @@ def _after_epochs(device, batches, valid, epochs):
     return model.weights.detach()
 
 
+class LossRecorder:
+    """``mnist_loss`` that remembers every batch's loss, to draw the training curve."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+
+    def __call__(self, predictions, targets):
+        loss = ref.mnist_loss(predictions, targets)
+        self.losses.append(float(loss.detach()))
+        return loss
+
+
+def per_epoch_means(values: list[float], per_epoch: int) -> list[float]:
+    """Average consecutive runs of ``per_epoch`` values (one training epoch each)."""
+    return [sum(values[i : i + per_epoch]) / len(values[i : i + per_epoch]) for i in range(0, len(values), per_epoch)]
+
+
+def training_curves(sample, device, train, seed: int = TRAIN_MODEL.check_seed) -> dict:
+    """Run ``train(model, dl, valid_dl, opt, epochs, loss_func)`` in the calibrated setting.
+
+    Returns the mean training loss per epoch, the accuracies ``train`` returned (one per epoch), and the
+    final accuracy measured with the reference metric.
+    """
+    seed_everything(seed)
+    model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
+    dl, valid_dl = batches_for(sample, seed)
+    recorder = LossRecorder()
+    opt = ref.BasicOptim(model.parameters(), TRAIN_MODEL.lr)
+    returned = call_student(train, model, dl, valid_dl, opt, TRAIN_MODEL.epochs, recorder)
+    final = ref.validate_epoch(model, valid_dl)
+    return {
+        "epochs": TRAIN_MODEL.epochs,
+        "train_loss": per_epoch_means(recorder.losses, len(dl)),
+        "valid_accuracy_returned": [float(a) for a in returned] if isinstance(returned, (list, tuple)) else [],
+        "final_accuracy": final,
+    }
+
+
 @blank("train_model")
-def test_train_model_reaches_the_calibrated_accuracy(student, device):
+def test_train_model_reaches_the_calibrated_accuracy(student, device, artifacts):
     """trains linear1 on the MNIST sample to the accuracy the reference reliably reaches"""
     sample = real_sample(device)
-    seed_everything(TRAIN_MODEL.check_seed)
-    model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
-    dl, valid_dl = batches_for(sample, TRAIN_MODEL.check_seed)
-    opt = ref.BasicOptim(model.parameters(), TRAIN_MODEL.lr)
-    call_student(student.train_model, model, dl, valid_dl, opt, TRAIN_MODEL.epochs, ref.mnist_loss)
-    accuracy = ref.validate_epoch(model, valid_dl)
+    curves = training_curves(sample, device, student.train_model)
+    artifacts["curves"] = curves
+    accuracy = curves["final_accuracy"]
     assert accuracy >= TRAIN_MODEL.threshold, (
         f"validation accuracy {accuracy:.4f} after {TRAIN_MODEL.epochs} epochs is below {TRAIN_MODEL.threshold:.4f}, "
         "which the reference always reaches: check the loop over epochs and batches"

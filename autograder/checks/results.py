@@ -29,12 +29,15 @@ class BlankReport:
         points: the blank's maximum points.
         results: one entry per check, in the order they ran.
         error: set when the checks themselves could not run (the blank then scores 0).
+        artifacts: JSON-ready data the checks recorded for feedback, e.g. ``{"curves": {...}}`` with the
+            student's accuracy and loss per epoch from a training check.
     """
 
     blank: str
     points: float
     results: list[CheckResult] = field(default_factory=list)
     error: str = ""
+    artifacts: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> int:
@@ -50,3 +53,20 @@ class BlankReport:
         if self.error or not self.results:
             return 0.0
         return round(self.points * self.passed / self.total, 2)
+
+
+    def to_json(self) -> dict:
+        """A JSON-ready form, as embedded in a graded notebook for exports and feedback."""
+        return {
+            "blank": self.blank,
+            "points": self.points,
+            "score": self.score,
+            "error": self.error,
+            "results": [{"name": r.name, "passed": r.passed, "message": r.message} for r in self.results],
+            "artifacts": self.artifacts,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict) -> "BlankReport":
+        results = [CheckResult(r["name"], bool(r["passed"]), r.get("message", "")) for r in data.get("results", [])]
+        return cls(data["blank"], float(data["points"]), results, data.get("error", ""), data.get("artifacts", {}))

@@ -71,6 +71,7 @@ class _ChecksPlugin:
     def __init__(self, blank_name: str, student: SimpleNamespace, device: torch.device) -> None:
         self.blank_name, self._student, self._device = blank_name, student, device
         self.results: list[CheckResult] = []
+        self.recorded: dict = {}
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "blank(name): the blank a hidden check belongs to")
@@ -82,6 +83,11 @@ class _ChecksPlugin:
     @pytest.fixture
     def device(self) -> torch.device:
         return self._device
+
+    @pytest.fixture
+    def artifacts(self) -> dict:
+        """A dict a check may fill with JSON-ready data for feedback (e.g. training curves)."""
+        return self.recorded
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         def belongs(item: pytest.Item) -> bool:
@@ -167,4 +173,4 @@ def run_checks(
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous_autoload
     if not plugin.results:
         return BlankReport(blank_name, points, error=f"no check ran (pytest exit code {int(exit_code)})")
-    return BlankReport(blank_name, points, plugin.results)
+    return BlankReport(blank_name, points, plugin.results, artifacts=plugin.recorded)

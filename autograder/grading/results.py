@@ -1,0 +1,112 @@
+"""Grading results as plain data; the terminal summary, CSV, Gradescope JSON and HTML live elsewhere."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from pathlib import Path
+
+
+class Status(str, Enum):
+    """What happened to one submission. ``ungradable`` statuses make ``autograder grade`` exit non-zero."""
+
+    GRADED = "graded"
+    TIMEOUT = "timeout"                    # a cell ran past the per-cell timeout; it scores 0, the rest is graded
+    CPU_LIMIT = "cpu_limit"                # the kernel used more CPU seconds than allowed
+    MEMORY_LIMIT = "memory_limit"          # the kernel used more memory than allowed
+    KERNEL_DIED = "kernel_died"            # the kernel exited during execution (sys.exit, os._exit, a crash)
+    TESTS_MODIFIED = "tests_modified"      # test cells were deleted or their grading metadata changed
+    CORRUPT = "corrupt_notebook"           # the file is not a readable notebook
+    MISSING = "missing_notebook"           # no notebook for this assignment in the submission
+    WRONG_ASSIGNMENT = "wrong_assignment"  # the notebook belongs to another assignment
+    EMPTY = "empty_submission"             # the submission folder holds nothing to grade
+    GRADER_ERROR = "grader_error"          # the grader itself failed on this submission
+
+    @property
+    def gradable(self) -> bool:
+        """Whether a score was produced from executing the notebook (possibly with cells at 0)."""
+        return self in GRADABLE
+
+
+GRADABLE = {Status.GRADED, Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.KERNEL_DIED, Status.TESTS_MODIFIED}
+
+
+@dataclass
+class CellResult:
+    """One autograded test cell (one blank) of one submission.
+
+    Attributes:
+        blank: the blank's name (the test cell's ``grade_id`` without ``test_``).
+        score, max_score: points from the gradebook.
+        output: what the cell printed (the check lines), shown to the student.
+        report: the hidden checks' full report (``BlankReport.to_json()``), when the checks ran.
+    """
+
+    blank: str
+    score: float
+    max_score: float
+    output: str = ""
+    report: dict | None = None
+
+
+@dataclass
+class SubmissionResult:
+    """The outcome for one student on one assignment."""
+
+    student: str
+    assignment: str
+    status: Status
+    reason: str = ""
+    cells: list[CellResult] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return round(sum(cell.score for cell in self.cells), 2)
+
+    @property
+    def max_score(self) -> float:
+        return sum(cell.max_score for cell in self.cells)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["status"] = self.status.value
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SubmissionResult":
+        cells = [CellResult(**cell) for cell in data.get("cells", [])]
+        return cls(data["student"], data["assignment"], Status(data["status"]), data.get("reason", ""), cells, data.get("seconds", 0.0))
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a reader sees the old file or the new one, never half of it."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "SubmissionResult":
+        return cls.from_json(json.loads(path.read_text()))
+
+
+@dataclass
+class BatchResult:
+    """Every submission of one grading run of one assignment."""
+
+    assignment: str
+    submissions: list[SubmissionResult]
+
+    @property
+    def all_gradable(self) -> bool:
+        return all(result.status.gradable for result in self.submissions)
+
+    def pass_rates(self) -> dict[str, float]:
+        """Per blank, the fraction of gradable submissions with full points on it."""
+        rates: dict[str, list[bool]] = {}
+        for result in self.submissions:
+            if result.status.gradable:
+                for cell in result.cells:
+                    rates.setdefault(cell.blank, []).append(cell.score >= cell.max_score)
+        return {blank: sum(passed) / len(passed) for blank, passed in rates.items()}
