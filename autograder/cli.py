@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")  # nbgrader gradebook noise
 
 import click  # noqa: E402 - after the filter, so importing torch stays quiet
 from rich.console import Console
@@ -137,6 +138,148 @@ def validate(course: Path | None, data: Path | None, assignment: str | None) -> 
     console.print(table)
     if not all(result.ok for result in results):
         sys.exit(1)
+
+
+def _progress_listener(progress, console_):
+    state = {"task": None}
+
+    def listen(kind, payload):
+        if kind == "start":
+            state["task"] = progress.add_task("grading", total=payload)
+            return
+        result = payload
+        style = "green" if result.status.value == "graded" else ("yellow" if result.status.gradable else "red")
+        score = f"{result.score:g}/{result.max_score:g}" if result.cells else "-"
+        progress.console.print(f"  {result.student:20s} [{style}]{result.status.value:16s}[/] {score:>9s} {result.reason}")
+        progress.advance(state["task"])
+
+    return listen
+
+
+def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int | None):
+    from dataclasses import replace
+
+    from autograder.grading.worker import Limits
+
+    limits = Limits()
+    changes = {"cell_timeout": cell_timeout, "cpu_seconds": cpu_limit, "memory_mb": memory_limit}
+    return replace(limits, **{key: value for key, value in changes.items() if value is not None})
+
+
+def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits):
+    """Grade with a progress bar and print the summary; returns the batch."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from autograder.grading.pipeline import GradeOptions, grade
+    from autograder.grading.summary import summary
+
+    options = GradeOptions(force=force, limits=limits)
+    if jobs:
+        options.jobs = jobs
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        batch = grade(root, assignment, source, options, _progress_listener(progress, console))
+    console.print(summary(batch))
+    return batch
+
+
+@main.command("grade")
+@click.argument("assignment")
+@course_option
+@data_option
+@click.option("--input", "source", type=click.Path(path_type=Path, exists=True), default=None,
+              help="submitted/ folder (nbgrader layout), a flat folder of <student>.ipynb, or an LMS .zip [default: the course's submitted/].")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Submissions graded at once [default: number of cores].")
+@click.option("--force", is_flag=True, help="Grade again submissions that already have a result.")
+@click.option("--cell-timeout", type=click.IntRange(1), default=None, help="Seconds one cell may run [default: 300].")
+@click.option("--cpu-limit", type=click.IntRange(1), default=None, help="CPU seconds per submission [default: 900].")
+@click.option("--memory-limit", type=click.IntRange(64), default=None, help="MiB of memory per submission [default: 6144].")
+def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit) -> None:
+    """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
+    from autograder.grading.pipeline import GradingError
+
+    root = _course(course)
+    _provision(data)
+    try:
+        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit))
+    except (GradingError, CourseError) as error:
+        _fail(str(error))
+    if not batch.all_gradable:
+        console.print("[red]some submissions could not be graded: see their status and reason above[/]")
+        sys.exit(1)
+
+
+def run_exports(root: Path, assignment: str) -> list[Path]:
+    """Write the grades CSV and the Gradescope results of ``assignment``; returns the files written."""
+    from autograder.grading.exports import write_gradescope, write_grades_csv
+    from autograder.grading.pipeline import load_results
+
+    batch = load_results(root, assignment)
+    folder = root / "exports" / assignment
+    return [write_grades_csv(batch, folder / "grades.csv"), *write_gradescope(batch, folder / "gradescope")]
+
+
+@main.command("export")
+@click.argument("assignment")
+@course_option
+def export_command(assignment: str, course: Path | None) -> None:
+    """Write grades.csv and Gradescope results.json files for ASSIGNMENT under exports/."""
+    root = _course(course)
+    written = run_exports(root, assignment)
+    if len(written) == 1:
+        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
+    console.print(f"wrote {written[0].relative_to(root)} and {len(written) - 1} Gradescope results.json file(s)")
+
+
+def run_feedback(root: Path, assignment: str, device: str | None = None) -> list[Path]:
+    """Write one feedback page per student of ``assignment``; returns the pages."""
+    from autograder.grading.feedback import reference_training_curves, write_feedback_pages
+    from autograder.grading.pipeline import load_results
+
+    batch = load_results(root, assignment)
+    trains = any(cell.report and cell.report.get("artifacts", {}).get("curves") for r in batch.submissions for cell in r.cells)
+    curves = reference_training_curves(device) if trains else None
+    return write_feedback_pages(batch, root / "feedback", curves)
+
+
+@main.command("feedback")
+@click.argument("assignment")
+@course_option
+@data_option
+def feedback_command(assignment: str, course: Path | None, data: Path | None) -> None:
+    """Write a feedback page per student (check messages, training curves; no hidden test code)."""
+    root = _course(course)
+    _provision(data)
+    pages = run_feedback(root, assignment)
+    if not pages:
+        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
+    console.print(f"wrote {len(pages)} feedback page(s) under {(root / 'feedback').relative_to(root)}/")
+
+
+@main.command("demo")
+@course_option
+@data_option
+@click.option("--assignment", default="04_mnist_sgd", show_default=True)
+@click.option("--into", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for the demo course [default: .cache/demo-course in the course folder].")
+@click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None)
+def demo_command(course: Path | None, data: Path | None, assignment: str, into: Path | None, jobs: int | None) -> None:
+    """The whole instructor cycle on demo submissions: grade, export, feedback, summary."""
+    from autograder.grading.demo import run_demo_course
+
+    root = _course(course)
+    _provision(data)
+    demo_root = into or root / ".cache" / "demo-course"
+    described = run_demo_course(root, assignment, demo_root)
+    console.print(f"demo course: {demo_root}")
+    for student, what in described.items():
+        console.print(f"  {student:10s} {what}")
+    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(60, None, None))
+    written = run_exports(demo_root, assignment)
+    pages = run_feedback(demo_root, assignment)
+    console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")
+    if batch.all_gradable:
+        _fail("the demo's corrupted submission was not reported")
 
 
 if __name__ == "__main__":

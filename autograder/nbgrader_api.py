@@ -30,14 +30,20 @@ def in_course(root: Path) -> Iterator[None]:
         os.environ["PATH"] = previous_path
 
 
-def make_api(root: Path):
-    """An ``NbGraderAPI`` for the course at ``root``, configured by its ``nbgrader_config.py``."""
+def make_api(root: Path, overrides: dict | None = None):
+    """An ``NbGraderAPI`` for the course at ``root``, configured by its ``nbgrader_config.py``.
+
+    Args:
+        overrides: extra configuration, ``{"Execute": {"timeout": 60}}``, applied over the file's.
+    """
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     config = PyFileConfigLoader(CONFIG_NAME, path=str(root)).load_config() if (root / CONFIG_NAME).exists() else Config()
+    if overrides:
+        config.merge(Config(overrides))
     config.CourseDirectory.root = str(root)
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir=coursedir, config=config)

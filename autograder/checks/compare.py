@@ -157,10 +157,13 @@ KNOWN_ERRORS = (
      "stepped outside torch.no_grad(): an in-place update of a parameter must be inside `with torch.no_grad():`"),
     ("shapes cannot be multiplied",
      "matrix shapes do not fit: multiply (rows of data) @ (weights), e.g. x@a rather than a@x"),
-    ("unsupported operand type(s) for *: 'NoneType'",
-     "a gradient was None: call loss.backward() before using .grad"),
-    ("'NoneType' object has no attribute",
-     "a gradient was None: call loss.backward() before using .grad"),
+    ("NoneType",
+     "a gradient was None: call loss.backward() before using .grad, and update the parameter in place "
+     "(params -= ...): a new tensor made by params = params - ... has no .grad"),
+    ("element 0 of tensors does not require grad",
+     "the loss is cut off from the parameters: compute loss_func(model(xb), yb), predictions first, without .detach(), .data or .item()"),
+    ("mean(): could not infer output dtype",
+     "took the mean of a True/False tensor: convert it with .float() first"),
 )
 
 

@@ -63,8 +63,10 @@ def test_loss_on_lesson_example(student, device, name):
 def test_loss_matches_reference_on_random_inputs(student, device, name, shape, dtype, seed):
     """matches the reference on random (n,) and (n, 1) inputs in float32 and float64, keeping dtype and device"""
     preds, acts = random_tensor(shape, seed, dtype, device), random_tensor(shape, seed + 1, dtype, device)
+    expected, mistakes, before = getattr(ref, name)(preds, acts), loss_mistakes(name, preds, acts), [preds.clone(), acts.clone()]
     result = call_student(getattr(student, name), preds, acts)
-    expect_close(result, getattr(ref, name)(preds, acts), loss_mistakes(name, preds, acts))
+    expect_unchanged(before, [preds, acts], ["preds", "acts"])
+    expect_close(result, expected, mistakes)
     expect_dtype_and_device(result, preds)
 
 

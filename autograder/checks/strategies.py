@@ -33,7 +33,8 @@ DTYPES = (torch.float32, torch.float64)
 
 dtypes = st.sampled_from(DTYPES)
 seeds = st.integers(min_value=0, max_value=2**31 - 1)
-lengths = st.integers(min_value=1, max_value=12)
+lengths = st.integers(min_value=3, max_value=12)
+"""At least 3 elements: with fewer, several wrong formulas give the same number and the message is ambiguous."""
 vector_shapes = st.one_of(st.tuples(lengths), st.tuples(lengths, st.just(1)))
 """Shapes ``(n,)`` and ``(n, 1)``: the two layouts of a batch of scalars in the lesson."""
 

@@ -1,0 +1,237 @@
+"""``grade``: the grading pipeline as an ordered list of small steps.
+
+1. preflight: the assignment exists, the output folders are writable, there is disk space;
+2. collect: find the submissions (nbgrader layout, a flat folder or a zip) and give each problem a status;
+3. stage: copy gradable notebooks into ``submitted/<student>/<assignment>/``;
+4. register: make sure the course gradebook knows the assignment;
+5. plan: skip submissions already graded (unless ``force``);
+6. execute: run each submission in its own scratch course and process, ``jobs`` at a time, under limits;
+7. record: as results arrive, score each one into the one gradebook (a single writer) and save its result;
+8. report: return every submission's result (the caller prints, exports and writes feedback).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+
+from autograder.course import check_assignment, notebook
+from autograder.grading import record as recording
+from autograder.grading.results import BatchResult, Status, SubmissionResult
+from autograder.grading.submissions import Submission, collect, stage
+from autograder.grading.worker import Execution, Limits, execute_submission, prepare_template
+from autograder.nbgrader_api import generate_assignment, in_course
+
+RESULTS_DIR = "grading"
+MIN_FREE_BYTES = 200 * 2**20
+
+
+class GradingError(RuntimeError):
+    """The batch cannot start (bad assignment, unwritable or full output folder, unreadable input)."""
+
+
+@dataclass
+class GradeOptions:
+    """How to grade a batch.
+
+    Attributes:
+        jobs: submissions executed at once (default: the number of cores).
+        force: grade again submissions that already have a result.
+        limits: per-submission limits.
+    """
+
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    force: bool = False
+    limits: Limits = field(default_factory=Limits)
+
+
+Listener = Callable[[str, SubmissionResult | int], None]
+"""Called with ("start", number to grade) once, then ("done", result) for each submission."""
+
+
+def results_folder(course_root: Path, assignment: str) -> Path:
+    """Where one JSON result per student is kept: ``grading/<assignment>/``."""
+    return course_root / RESULTS_DIR / assignment
+
+
+def preflight(course_root: Path, assignment: str) -> None:
+    """Refuse to start when the assignment is unknown or the course folder cannot take the results."""
+    check_assignment(course_root, assignment)
+    for folder in (course_root, results_folder(course_root, assignment)):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / ".write-probe"
+            probe.write_text("ok")
+            probe.unlink()
+        except OSError as error:
+            raise GradingError(f"cannot write to {folder}: {error.strerror or error}") from error
+    free = shutil.disk_usage(course_root).free
+    if free < MIN_FREE_BYTES:
+        raise GradingError(f"only {free // 2**20} MiB free on the disk of {course_root}; need at least {MIN_FREE_BYTES // 2**20} MiB")
+
+
+def register_assignment(course_root: Path, assignment: str) -> None:
+    """Run ``nbgrader generate_assignment`` in the course if its gradebook does not know the assignment."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    database = course_root / "gradebook.db"
+    if database.exists():
+        with in_course(course_root), Gradebook(f"sqlite:///{database}") as gradebook:
+            try:
+                if gradebook.find_assignment(assignment).notebooks:
+                    return
+            except MissingEntry:
+                pass
+    generate_assignment(course_root, assignment)
+
+
+def load_results(course_root: Path, assignment: str) -> BatchResult:
+    """Every saved result of ``assignment``, in student order."""
+    folder = results_folder(course_root, assignment)
+    results = [SubmissionResult.load(path) for path in sorted(folder.glob("*.json"))] if folder.exists() else []
+    return BatchResult(assignment, results)
+
+
+def _result_path(course_root: Path, assignment: str, student: str) -> Path:
+    return results_folder(course_root, assignment) / f"{student}.json"
+
+
+def _already_graded(course_root: Path, assignment: str, student: str) -> SubmissionResult | None:
+    path = _result_path(course_root, assignment, student)
+    if not path.exists():
+        return None
+    try:
+        result = SubmissionResult.load(path)
+    except (ValueError, KeyError, json.JSONDecodeError):
+        return None
+    if result.status.gradable and not recording.is_recorded(course_root, assignment, student):
+        return None
+    return result
+
+
+def test_cell_changes(submitted: Path, release: Path) -> str:
+    """A sentence naming test cells deleted, edited, or re-labelled in ``submitted``; empty when none.
+
+    nbgrader restores edited locked cells from the gradebook and scores deleted ones 0; the status makes
+    both visible to the instructor.
+    """
+    try:
+        theirs = {c.metadata.get("nbgrader", {}).get("grade_id"): c for c in nbformat.read(submitted, as_version=4).cells}
+    except Exception:  # noqa: BLE001 - unreadable notebooks were caught by collect
+        return ""
+    problems = []
+    for cell in nbformat.read(release, as_version=4).cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if not meta.get("grade"):
+            continue
+        grade_id = meta["grade_id"]
+        mine = theirs.get(grade_id)
+        if mine is None:
+            problems.append(f"{grade_id} deleted (scores 0)")
+        elif mine.source != cell.source or mine.metadata.get("nbgrader", {}).get("points") != meta.get("points"):
+            problems.append(f"{grade_id} edited (the original was restored for grading)")
+    return "test cells changed: " + "; ".join(problems) if problems else ""
+
+
+def _record(
+    course_root: Path, assignment: str, submission: Submission, execution: Execution, release_notebook: Path
+) -> SubmissionResult:
+    submitted = course_root / "submitted" / submission.student / assignment
+    status, reason = execution.status, execution.reason
+    try:
+        if execution.notebook is not None:
+            recording.record_executed(course_root, assignment, submission.student, execution.notebook, submitted)
+        else:
+            recording.record_zero(course_root, assignment, submission.student)
+        cells = recording.cell_results(course_root, assignment, submission.student, execution.notebook)
+    except Exception as error:  # noqa: BLE001 - one submission's failure must not stop the batch
+        status, reason, cells = Status.GRADER_ERROR, f"recording failed: {error}"[:300], []
+    tampering = test_cell_changes(submitted / release_notebook.name, release_notebook)
+    if tampering and status == Status.GRADED:
+        status, reason = Status.TESTS_MODIFIED, tampering
+    return SubmissionResult(submission.student, assignment, status, reason, cells, round(execution.seconds, 2))
+
+
+def _record_ungradable(course_root: Path, assignment: str, submission: Submission) -> SubmissionResult:
+    try:
+        recording.record_zero(course_root, assignment, submission.student)
+        cells = recording.cell_results(course_root, assignment, submission.student, None)
+    except Exception:  # noqa: BLE001 - the status already says what is wrong
+        cells = []
+    return SubmissionResult(submission.student, assignment, submission.status, submission.reason, cells)
+
+
+def grade(
+    course_root: Path, assignment: str, source: Path | None = None, options: GradeOptions | None = None, listener: Listener | None = None
+) -> BatchResult:
+    """Grade every submission of ``assignment`` found in ``source`` (default: the course's ``submitted/``).
+
+    Returns:
+        A ``BatchResult`` with one entry per submission found, graded now or earlier.
+
+    Raises:
+        GradingError: the batch cannot start; nothing was graded.
+    """
+    options = options or GradeOptions()
+    notify = listener or (lambda kind, payload: None)
+    preflight(course_root, assignment)
+    expected = notebook(course_root, "source", assignment).name
+    release_nb = notebook(course_root, "release", assignment)
+    source = source or course_root / "submitted"
+    with tempfile.TemporaryDirectory(prefix="autograder-grade-") as tmp:
+        work = Path(tmp)
+        try:
+            submissions = collect(source, assignment, expected, work / "input", release_nb)
+        except Exception as error:  # noqa: BLE001 - any unreadable input stops the batch before it starts
+            raise GradingError(f"cannot read the submissions in {source}: {error}") from error
+        stage([s for s in submissions if s.status is None or s.status.gradable], course_root, assignment, expected)
+        register_assignment(course_root, assignment)
+        results: dict[str, SubmissionResult] = {}
+        todo = []
+        for submission in submissions:
+            earlier = None if options.force else _already_graded(course_root, assignment, submission.student)
+            if earlier is not None:
+                results[submission.student] = earlier
+            else:
+                todo.append(submission)
+        notify("start", len(todo))
+        template = prepare_template(course_root, assignment, work / "template")
+
+        def finish(result: SubmissionResult) -> None:
+            result.save(_result_path(course_root, assignment, result.student))
+            results[result.student] = result
+            notify("done", result)
+
+        runnable = []
+        for submission in todo:
+            if submission.status is not None and not submission.status.gradable:
+                finish(_record_ungradable(course_root, assignment, submission))
+            else:
+                runnable.append(submission)
+        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
+            pending: dict[Future, tuple[Submission, Path]] = {}
+            for index, submission in enumerate(runnable):
+                scratch = work / "run" / f"{index:05d}"
+                scratch.mkdir(parents=True)
+                submitted = course_root / "submitted" / submission.student / assignment
+                future = pool.submit(execute_submission, course_root, template, assignment, submission.student, submitted, scratch, options.limits)
+                pending[future] = (submission, scratch)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    submission, scratch = pending.pop(future)
+                    try:
+                        execution = future.result()
+                    except Exception as error:  # noqa: BLE001 - a worker failure is this submission's status
+                        execution = Execution(Status.GRADER_ERROR, f"the worker failed: {error}"[:300], None, 0.0, 0.0, 0.0)
+                    finish(_record(course_root, assignment, submission, execution, release_nb))
+                    shutil.rmtree(scratch, ignore_errors=True)
+    return BatchResult(assignment, [results[student] for student in sorted(results)])

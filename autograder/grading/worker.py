@@ -1,0 +1,211 @@
+"""Execute one submission with nbgrader in a scratch course, under limits, watched from outside.
+
+The scratch course holds only the configuration, a gradebook that knows the assignment (no other
+student), and the one submission; nothing of the real course is reachable through it. The grading
+process and the student's kernel are watched: past the memory, CPU or wall-clock limit, the whole
+process tree is killed and the submission gets a status saying which limit it crossed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import psutil
+
+from autograder.course import CONFIG_NAME, scratch_course
+from autograder.grading.nbgrader_worker import RESULT_NAME
+from autograder.grading.results import Status
+from autograder.nbgrader_api import generate_assignment
+
+POLL_SECONDS = 0.2
+TIMEOUT_MARKERS = ("CellTimeoutError", "TimeoutError", "Cell execution timed out", "UnresponsiveKernel")
+DEAD_KERNEL_MARKERS = ("DeadKernelError", "Kernel died", "kernel died")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-submission limits.
+
+    Attributes:
+        cell_timeout: seconds one cell may run (nbgrader's ``Execute.timeout``); the cell then scores 0.
+        cpu_seconds: CPU seconds for the whole submission (grader process and kernel together).
+        memory_mb: resident memory of the whole process tree, in MiB.
+        wall_seconds: wall-clock seconds for the whole submission.
+    """
+
+    cell_timeout: int = 300
+    cpu_seconds: int = 900
+    memory_mb: int = 6144
+    wall_seconds: int = 1800
+
+
+@dataclass(frozen=True)
+class Execution:
+    """What running one submission produced.
+
+    Attributes:
+        status: GRADED, or the limit or failure that stopped it.
+        reason: a sentence for the instructor and the student when not plainly graded.
+        notebook: the executed notebook (nbgrader's ``autograded`` copy), None when execution failed.
+        seconds, cpu_seconds, peak_memory_mb: what the submission used.
+    """
+
+    status: Status
+    reason: str
+    notebook: Path | None
+    seconds: float
+    cpu_seconds: float
+    peak_memory_mb: float
+
+
+def prepare_template(course_root: Path, assignment: str, into: Path) -> Path:
+    """Build a gradebook that knows ``assignment`` (and no student) from the course's ``source/``.
+
+    Returns:
+        The path of that ``gradebook.db``, to be copied into every scratch course.
+    """
+    course = scratch_course(course_root, into / "template-course")
+    generate_assignment(course, assignment)
+    template = into / "gradebook.db"
+    shutil.copy2(course / "gradebook.db", template)
+    shutil.rmtree(course)
+    return template
+
+
+def _scratch(template_db: Path, course_root: Path, assignment: str, student: str, submitted: Path, into: Path) -> Path:
+    course = into / "course"
+    (course / "source" / assignment).mkdir(parents=True)
+    shutil.copy2(course_root / CONFIG_NAME, course / CONFIG_NAME)
+    shutil.copy2(template_db, course / "gradebook.db")
+    target = course / "submitted" / student / assignment
+    shutil.copytree(submitted, target)
+    return course
+
+
+def _limit_cpu(cpu_seconds: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+
+    return apply
+
+
+def _tree(process: psutil.Process) -> list[psutil.Process]:
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _usage(processes: list[psutil.Process]) -> tuple[float, float]:
+    memory, cpu = 0.0, 0.0
+    for proc in processes:
+        try:
+            memory += proc.memory_info().rss
+            times = proc.cpu_times()
+            cpu += times.user + times.system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return memory / 2**20, cpu
+
+
+def _kill(processes: list[psutil.Process]) -> None:
+    for proc in processes:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    psutil.wait_procs(processes, timeout=5)
+
+
+def _classify(course: Path, assignment: str, student: str) -> tuple[Status, str, Path | None]:
+    result_file = course / RESULT_NAME
+    if not result_file.exists():
+        return Status.GRADER_ERROR, "the grading process ended without a result", None
+    result = json.loads(result_file.read_text())
+    executed = sorted((course / "autograded" / student / assignment).glob("*.ipynb"))
+    text = result.get("log", "") + result.get("error", "")
+    if not result["success"] or not executed:
+        if any(marker in text for marker in DEAD_KERNEL_MARKERS):
+            return Status.KERNEL_DIED, "the notebook's kernel died during execution (sys.exit, os._exit or a crash?)", None
+        if "UnresponsiveKernel" in text:
+            return Status.TIMEOUT, "a cell ran past the time limit and the kernel could not be interrupted", None
+        last = [line for line in text.strip().splitlines() if line.strip()][-1:] or ["no log"]
+        return Status.GRADER_ERROR, f"nbgrader autograde failed: {last[0][:200]}", None
+    notebook = executed[0]
+    timed_out = _timed_out_cells(notebook)
+    if timed_out:
+        return Status.TIMEOUT, f"cell(s) {', '.join(timed_out)} ran past the per-cell time limit and score 0", notebook
+    return Status.GRADED, "", notebook
+
+
+def _timed_out_cells(notebook: Path) -> list[str]:
+    nb = nbformat.read(notebook, as_version=4)
+    found = []
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error" and any(m in output.get("ename", "") for m in TIMEOUT_MARKERS):
+                found.append(cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}")
+                break
+    return found
+
+
+def execute_submission(
+    course_root: Path, template_db: Path, assignment: str, student: str, submitted: Path, work: Path, limits: Limits
+) -> Execution:
+    """Run ``nbgrader autograde`` for one submission in a scratch course under ``work``, watched.
+
+    Args:
+        course_root: the real course (only its configuration is read).
+        template_db: a gradebook from ``prepare_template``.
+        submitted: the folder with the student's files for this assignment.
+        work: an empty folder for this submission's scratch course; the caller removes it.
+        limits: the limits to enforce.
+    """
+    course = _scratch(template_db, course_root, assignment, student, submitted, work)
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student, str(limits.cell_timeout)]
+    start = time.perf_counter()
+    log = open(work / "worker.log", "wb")
+    process = subprocess.Popen(
+        command, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=_limit_cpu(limits.cpu_seconds), start_new_session=True,
+    )
+    watched = psutil.Process(process.pid)
+    peak_memory, cpu, verdict = 0.0, 0.0, None
+    try:
+        while process.poll() is None:
+            tree = _tree(watched)
+            memory, tree_cpu = _usage(tree)
+            peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
+            elapsed = time.perf_counter() - start
+            if memory > limits.memory_mb:
+                verdict = (Status.MEMORY_LIMIT, f"used {memory:.0f} MiB of memory, over the limit of {limits.memory_mb} MiB")
+            elif cpu > limits.cpu_seconds:
+                verdict = (Status.CPU_LIMIT, f"used {cpu:.0f} s of CPU, over the limit of {limits.cpu_seconds} s")
+            elif elapsed > limits.wall_seconds:
+                verdict = (Status.TIMEOUT, f"ran {elapsed:.0f} s, over the limit of {limits.wall_seconds} s for a submission")
+            if verdict:
+                _kill(_tree(watched))
+                break
+            time.sleep(POLL_SECONDS)
+        process.wait()
+    finally:
+        log.close()
+        _kill(_tree(watched)) if process.poll() is None else None
+    seconds = time.perf_counter() - start
+    if verdict:
+        return Execution(verdict[0], verdict[1], None, seconds, cpu, peak_memory)
+    if process.returncode and process.returncode < 0 and -process.returncode == signal.SIGXCPU:
+        return Execution(Status.CPU_LIMIT, f"over the CPU limit of {limits.cpu_seconds} s", None, seconds, cpu, peak_memory)
+    status, reason, notebook = _classify(course, assignment, student)
+    return Execution(status, reason, notebook, seconds, cpu, peak_memory)

@@ -1,0 +1,224 @@
+"""HTML feedback pages from hand-built grading results, checked as text and rendered in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageColor
+
+from autograder.checks.report import format_report
+from autograder.checks.results import BlankReport, CheckResult
+from autograder.grading.feedback import (
+    REFERENCE_COLOUR,
+    STUDENT_COLOUR,
+    curves_png,
+    reference_training_curves,
+    without_hidden_tests,
+    write_feedback_pages,
+)
+from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
+
+ASSIGNMENT = "04_mnist_sgd"
+HIDDEN_BLOCK = "### BEGIN HIDDEN TESTS\nfrom autograder.checks import check\ncheck('BasicOptim', points=4)\n### END HIDDEN TESTS\n"
+SCRIPT_MESSAGE = "forgot .mean() <script>alert('x')</script>"
+
+
+def curves(epochs: int, start_loss: float, end_accuracy: float) -> dict:
+    loss = [start_loss * 0.85**epoch for epoch in range(epochs)]
+    accuracy = [end_accuracy - 0.3 * 0.7**epoch for epoch in range(epochs)]
+    return {"epochs": epochs, "train_loss": loss, "valid_accuracy_returned": accuracy, "final_accuracy": accuracy[-1]}
+
+
+STUDENT_CURVES = curves(20, 0.45, 0.968)
+REFERENCE_CURVES = curves(20, 0.30, 0.972)
+
+
+def cell(blank: str, points: float, checks: list[tuple[str, bool, str]], artifacts: dict | None = None) -> CellResult:
+    data = BlankReport(blank, points, [CheckResult(*check) for check in checks], artifacts=artifacts or {}).to_json()
+    return CellResult(blank, data["score"], points, format_report(BlankReport.from_json(data)), data)
+
+
+def sample_batch() -> BatchResult:
+    graded = SubmissionResult("alice", ASSIGNMENT, Status.GRADED, cells=[
+        cell("mnist_loss", 4, [("matches the reference", True, ""), ("has the reference's gradient", True, "")]),
+        cell("train_model", 3, [
+            ("returns one validation accuracy per epoch", True, ""),
+            ("trains linear1 on the MNIST sample to the accuracy the reference reliably reaches", True, ""),
+        ], {"curves": STUDENT_CURVES}),
+    ])
+    partial = SubmissionResult("bob", ASSIGNMENT, Status.TIMEOUT, "the cell test_train_model ran past 120 s", cells=[
+        cell("mnist_loss", 4, [
+            ("matches the reference on random batches", False, SCRIPT_MESSAGE),
+            ("has the reference's gradient", True, ""),
+            ("keeps dtype and device", True, ""),
+        ]),
+        CellResult("BasicOptim", 0.0, 4, "BasicOptim: 0/1 checks passed\n" + HIDDEN_BLOCK + "NameError: name 'BasicOptim' is not defined\n"),
+        CellResult("train_model", 0.0, 3, "", None),
+    ])
+    corrupt = SubmissionResult("carol", ASSIGNMENT, Status.CORRUPT, "04_mnist_sgd.ipynb is not valid JSON <line 3>")
+    return BatchResult(ASSIGNMENT, [graded, partial, corrupt])
+
+
+@pytest.fixture
+def pages(tmp_path: Path) -> dict[str, Path]:
+    written = write_feedback_pages(sample_batch(), tmp_path / "feedback", REFERENCE_CURVES)
+    return {path.parent.parent.name: path for path in written}
+
+
+def test_one_page_per_student_in_nbgrader_like_layout(pages: dict[str, Path], tmp_path: Path):
+    assert pages == {s: tmp_path / "feedback" / s / ASSIGNMENT / "feedback.html" for s in ("alice", "bob", "carol")}
+
+
+def test_page_shows_assignment_student_total_status_and_checks(pages: dict[str, Path]):
+    html = pages["bob"].read_text()
+    assert ASSIGNMENT in html and "bob" in html
+    assert "2.67/11" in html
+    assert "timeout" in html and "the cell test_train_model ran past 120 s" in html
+    assert re.search(r"FAIL</span>\s*matches the reference on random batches", html)
+    assert re.search(r"PASS</span>\s*keeps dtype and device", html)
+    assert "2.67/4 points" in html and "0/4 points" in html and "0/3 points" in html
+    assert "NameError: name &#39;BasicOptim&#39; is not defined" in html, "falls back to the cell's output"
+
+
+def test_graded_page_embeds_the_training_figure(pages: dict[str, Path]):
+    html = pages["alice"].read_text()
+    assert "7/7" in html
+    found = re.search(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert found, "the figure is embedded as a base64 PNG"
+    image = Image.open(io.BytesIO(base64.b64decode(found.group(1))))
+    assert image.format == "PNG" and image.width > 400
+    assert f"yours {STUDENT_CURVES['final_accuracy']:.4f}" in html
+    assert f"reference {REFERENCE_CURVES['final_accuracy']:.4f}" in html
+
+
+def test_student_text_is_escaped(pages: dict[str, Path]):
+    html = pages["bob"].read_text()
+    assert "<script>" not in html
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in html
+    assert "not valid JSON &lt;line 3&gt;" in pages["carol"].read_text()
+
+
+def test_pages_hold_no_hidden_tests_and_no_external_resources(pages: dict[str, Path]):
+    for page in pages.values():
+        html = page.read_text()
+        assert "BEGIN HIDDEN TESTS" not in html and "from autograder" not in html
+        assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", html)
+        assert "<link" not in html and "@import" not in html
+
+
+def test_ungradable_page_states_status_and_reason(pages: dict[str, Path]):
+    html = pages["carol"].read_text()
+    assert "corrupt_notebook" in html and "not a readable notebook" in html
+    assert "0/11" in html, "out of the assignment's total, taken from the batch"
+    assert "<img" not in html
+
+
+def test_figure_without_reference_draws_the_student_alone(tmp_path: Path):
+    batch = sample_batch()
+    batch.submissions = batch.submissions[:1]
+    (page,) = write_feedback_pages(batch, tmp_path, None)
+    html = page.read_text()
+    assert "data:image/png;base64," in html and "reference 0." not in html
+
+
+def test_without_hidden_tests_removes_the_block():
+    assert without_hidden_tests("a\n" + HIDDEN_BLOCK + "b") == "a\nb"
+    assert "check(" not in without_hidden_tests("a\n### BEGIN HIDDEN TESTS\ncheck('x')")
+
+
+def test_template_ships_in_the_package():
+    template = resources.files("autograder.grading").joinpath("templates", "feedback.html")
+    assert template.is_file()
+
+
+def colour_pixels(image: Image.Image, colour: str, tolerance: int = 40) -> int:
+    """How many pixels lie within ``tolerance`` (per channel) of ``colour``."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
+    target = np.array(ImageColor.getrgb(colour), dtype=np.int16)
+    return int((np.abs(pixels - target).max(axis=2) <= tolerance).sum())
+
+
+def test_figure_uses_the_documented_colours():
+    image = Image.open(io.BytesIO(curves_png(STUDENT_CURVES, REFERENCE_CURVES)))
+    assert colour_pixels(image, STUDENT_COLOUR) > 300
+    assert colour_pixels(image, REFERENCE_COLOUR) > 300
+
+
+@pytest.mark.real_data
+@pytest.mark.mnist_sgd
+def test_reference_training_curves_have_one_value_per_epoch(mnist_folder: Path):
+    result = reference_training_curves("cpu")
+    epochs = result["epochs"]
+    assert len(result["train_loss"]) == len(result["valid_accuracy_returned"]) == epochs
+    assert result["train_loss"][-1] < result["train_loss"][0]
+    assert result["final_accuracy"] > 0.9
+
+
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+]
+
+
+class TextOf(HTMLParser):
+    """The visible text of an HTML document (without style and script contents)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("style", "script")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("style", "script")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+    @classmethod
+    def of(cls, html: str) -> str:
+        parser = cls()
+        parser.feed(html)
+        return " ".join(" ".join(parser.parts).split())
+
+
+def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+    executable = shutil.which("chromium")
+    return subprocess.run(
+        [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def test_page_renders_in_a_browser(pages: dict[str, Path], tmp_path: Path):
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (the test setup installs Debian's chromium package)")
+    page = pages["alice"]
+    shot = tmp_path / "shot.png"
+    run = chromium([f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], tmp_path / "profile-shot")
+    assert shot.is_file(), f"chromium wrote no screenshot (rc {run.returncode}): {run.stderr[-2000:]}"
+
+    dom = chromium(["--dump-dom", page.as_uri()], tmp_path / "profile-dom")
+    text = TextOf.of(dom.stdout)
+    assert "Total: 7/7 points" in text, text[:500]
+    assert "alice" in text and ASSIGNMENT in text
+    assert "BEGIN HIDDEN TESTS" not in dom.stdout and "from autograder" not in dom.stdout
+
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1200, 1600)
+    pixels = np.asarray(image)
+    assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "the screenshot is blank"
+    assert colour_pixels(image, STUDENT_COLOUR) > 300, "the student's line is not on screen"
+    assert colour_pixels(image, REFERENCE_COLOUR) > 300, "the reference's line is not on screen"
