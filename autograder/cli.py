@@ -256,6 +256,11 @@ def feedback_command(assignment: str, course: Path | None, data: Path | None) ->
     console.print(f"wrote {len(pages)} feedback page(s) under {(root / 'feedback').relative_to(root)}/")
 
 
+DEMO_CELL_TIMEOUT = 60
+"""Seconds per cell in the demo: the slowest honest cell (simple_net) takes about 10 s with two kernels
+running, and the demo's endless loop should not hold a worker for long."""
+
+
 @main.command("demo")
 @course_option
 @data_option
@@ -274,7 +279,7 @@ def demo_command(course: Path | None, data: Path | None, assignment: str, into: 
     console.print(f"demo course: {demo_root}")
     for student, what in described.items():
         console.print(f"  {student:10s} {what}")
-    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(60, None, None))
+    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None))
     written = run_exports(demo_root, assignment)
     pages = run_feedback(demo_root, assignment)
     console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")

@@ -153,7 +153,7 @@ def curves_png(student: dict, reference: dict | None) -> bytes:
     ):
         mine, theirs = _series(student, key), _series(reference, key)
         if theirs:
-            axes.plot(range(1, len(theirs) + 1), theirs, color=REFERENCE_COLOUR, linewidth=2.5, linestyle="--", label="reference")
+            axes.plot(range(1, len(theirs) + 1), theirs, color=REFERENCE_COLOUR, linewidth=2.5, linestyle="--", label="reference", zorder=3)
         if mine:
             axes.plot(range(1, len(mine) + 1), mine, color=STUDENT_COLOUR, linewidth=2.5, marker="o", markersize=4, label="your train_model")
         else:

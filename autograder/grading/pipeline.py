@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -169,6 +169,16 @@ def _record_ungradable(course_root: Path, assignment: str, submission: Submissio
     return SubmissionResult(submission.student, assignment, submission.status, submission.reason, cells)
 
 
+def _first_of_each_student(submissions: list[Submission]) -> list[Submission]:
+    seen: set[str] = set()
+    first = []
+    for submission in submissions:
+        if submission.student not in seen:
+            seen.add(submission.student)
+            first.append(submission)
+    return first
+
+
 def grade(
     course_root: Path, assignment: str, source: Path | None = None, options: GradeOptions | None = None, listener: Listener | None = None
 ) -> BatchResult:
@@ -181,6 +191,8 @@ def grade(
         GradingError: the batch cannot start; nothing was graded.
     """
     options = options or GradeOptions()
+    if options.limits.threads == 0:
+        options = replace(options, limits=replace(options.limits, threads=max(1, (os.cpu_count() or 1) // max(1, options.jobs))))
     notify = listener or (lambda kind, payload: None)
     preflight(course_root, assignment)
     expected = notebook(course_root, "source", assignment).name
@@ -195,6 +207,8 @@ def grade(
         stage([s for s in submissions if s.status is None or s.status.gradable], course_root, assignment, expected)
         register_assignment(course_root, assignment)
         results: dict[str, SubmissionResult] = {}
+        duplicates = {s.student: s.reason for s in submissions if s.notebook is None and "duplicate student id" in s.reason}
+        submissions = _first_of_each_student(submissions)
         todo = []
         for submission in submissions:
             earlier = None if options.force else _already_graded(course_root, assignment, submission.student)
@@ -206,6 +220,8 @@ def grade(
         template = prepare_template(course_root, assignment, work / "template")
 
         def finish(result: SubmissionResult) -> None:
+            if result.student in duplicates:
+                result.reason = "; ".join(filter(None, [result.reason, duplicates[result.student]]))
             result.save(_result_path(course_root, assignment, result.student))
             results[result.student] = result
             notify("done", result)

@@ -78,7 +78,7 @@ def record_zero(course_root: Path, assignment: str, student: str) -> None:
 
 
 def is_recorded(course_root: Path, assignment: str, student: str) -> bool:
-    """Whether the gradebook holds a score for every autograded cell of this submission."""
+    """Whether the course's gradebook holds this student's submission of ``assignment``."""
     from nbgrader.api import Gradebook, MissingEntry
 
     database = course_root / "gradebook.db"
@@ -86,11 +86,10 @@ def is_recorded(course_root: Path, assignment: str, student: str) -> bool:
         return False
     with in_course(course_root), Gradebook(f"sqlite:///{database}") as gradebook:
         try:
-            submission = gradebook.find_submission(assignment, student)
+            gradebook.find_submission(assignment, student)
         except MissingEntry:
             return False
-        grades = [grade for notebook in submission.notebooks for grade in notebook.grades]
-        return bool(grades) and all(grade.auto_score is not None for grade in grades)
+        return True
 
 
 def cell_results(course_root: Path, assignment: str, student: str, executed: Path | None) -> list[CellResult]:

@@ -334,10 +334,16 @@ def _holds_students(folder: Path, assignment: str) -> bool:
 
 
 def _flat_student(notebook: Path, assignment: str) -> str:
-    """The student of a notebook in a flat folder: its stem without a trailing ``_<assignment>``."""
+    """The student of a notebook in a flat folder: its stem without a trailing ``_<assignment>``.
+
+    Raises:
+        SubmissionError: nothing names the student (e.g. ``<assignment>.ipynb``).
+    """
     stem = notebook.stem
     suffix = f"_{assignment}"
-    if stem.lower().endswith(suffix.lower()):
+    if stem.lower() == assignment.lower():
+        stem = ""
+    elif stem.lower().endswith(suffix.lower()):
         stem = stem[: -len(suffix)]
     try:
         return student_id(stem)
@@ -370,7 +376,8 @@ def _from_folder(folder: Path, assignment: str, expected: str, nbgrader_layout: 
         named = [p for p in notebooks if p.name == expected]
         if len(named) != 1:
             names = ", ".join(str(p.relative_to(search)) for p in notebooks)
-            return Submission(student, None, Status.MISSING, f"{len(notebooks)} notebooks in {where} and not one named {expected}: {names}")
+            reason = f"{len(notebooks)} notebooks in {where} and not one named {expected}: {names}"
+            return Submission(student, None, Status.MISSING, reason)
         notebooks = named
     return inspector.inspect(student, notebooks[0])
 
@@ -435,8 +442,10 @@ class _Inspector:
             other = self._guess(ids)
             listed = ", ".join(sorted(ids)[:6]) or "none"
             if other:
-                return Status.WRONG_ASSIGNMENT, f"{name} is a notebook of {other}, not {self.assignment} (its graded cells: {listed})"
-            return Status.WRONG_ASSIGNMENT, f"{name} has none of the graded cells of {self.assignment} (its graded cells: {listed})"
+                reason = f"{name} is a notebook of {other}, not {self.assignment} (its graded cells: {listed})"
+            else:
+                reason = f"{name} has none of the graded cells of {self.assignment} (its graded cells: {listed})"
+            return Status.WRONG_ASSIGNMENT, reason
         return None, ""
 
     def _guess(self, ids: set[str]) -> str | None:
@@ -444,7 +453,8 @@ class _Inspector:
         if self._others is None:
             self._others = {}
             release_root = self.release_notebook.parent.parent
-            for folder in sorted(p for p in release_root.iterdir() if p.is_dir()) if release_root.is_dir() else []:
+            folders = sorted(p for p in release_root.iterdir() if p.is_dir()) if release_root.is_dir() else []
+            for folder in folders:
                 if folder.name == self.release_notebook.parent.name:
                     continue
                 for candidate in folder.glob(f"*{NOTEBOOK_SUFFIX}"):

@@ -41,12 +41,15 @@ class Limits:
         cpu_seconds: CPU seconds for the whole submission (grader process and kernel together).
         memory_mb: resident memory of the whole process tree, in MiB.
         wall_seconds: wall-clock seconds for the whole submission.
+        threads: CPU threads the kernel's math libraries may use (``OMP_NUM_THREADS``); the pipeline sets
+            cores // jobs so that parallel kernels do not fight over the cores.
     """
 
     cell_timeout: int = 300
     cpu_seconds: int = 900
     memory_mb: int = 6144
     wall_seconds: int = 1800
+    threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ def execute_submission(
     """
     course = _scratch(template_db, course_root, assignment, student, submitted, work)
     env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    if limits.threads > 0:
+        env.update({name: str(limits.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student, str(limits.cell_timeout)]
     start = time.perf_counter()
     log = open(work / "worker.log", "wb")

@@ -5,15 +5,14 @@ from __future__ import annotations
 import base64
 import io
 import re
-import shutil
-import subprocess
-from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageColor
+from PIL import Image
+
+from browser import TextOf, chromium, colour_pixels, require_chromium
 
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
@@ -140,13 +139,6 @@ def test_template_ships_in_the_package():
     assert template.is_file()
 
 
-def colour_pixels(image: Image.Image, colour: str, tolerance: int = 40) -> int:
-    """How many pixels lie within ``tolerance`` (per channel) of ``colour``."""
-    pixels = np.asarray(image.convert("RGB"), dtype=np.int16)
-    target = np.array(ImageColor.getrgb(colour), dtype=np.int16)
-    return int((np.abs(pixels - target).max(axis=2) <= tolerance).sum())
-
-
 def test_figure_uses_the_documented_colours():
     image = Image.open(io.BytesIO(curves_png(STUDENT_CURVES, REFERENCE_CURVES)))
     assert colour_pixels(image, STUDENT_COLOUR) > 300
@@ -163,48 +155,8 @@ def test_reference_training_curves_have_one_value_per_epoch(mnist_folder: Path):
     assert result["final_accuracy"] > 0.9
 
 
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync",
-]
-
-
-class TextOf(HTMLParser):
-    """The visible text of an HTML document (without style and script contents)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        self._skip += tag in ("style", "script")
-
-    def handle_endtag(self, tag):
-        self._skip -= tag in ("style", "script")
-
-    def handle_data(self, data):
-        if not self._skip:
-            self.parts.append(data)
-
-    @classmethod
-    def of(cls, html: str) -> str:
-        parser = cls()
-        parser.feed(html)
-        return " ".join(" ".join(parser.parts).split())
-
-
-def chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess:
-    executable = shutil.which("chromium")
-    return subprocess.run(
-        [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
-
-
 def test_page_renders_in_a_browser(pages: dict[str, Path], tmp_path: Path):
-    if shutil.which("chromium") is None:
-        pytest.skip("chromium is not installed (the test setup installs Debian's chromium package)")
+    require_chromium()
     page = pages["alice"]
     shot = tmp_path / "shot.png"
     run = chromium([f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], tmp_path / "profile-shot")

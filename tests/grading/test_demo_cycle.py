@@ -1,0 +1,69 @@
+"""`autograder demo`: the whole instructor cycle on demo submissions, checked as a person would look at it."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from browser import TextOf, chromium, colour_pixels, require_chromium
+from click.testing import CliRunner
+from PIL import Image
+
+from autograder import cli
+from autograder.grading.feedback import REFERENCE_COLOUR, STUDENT_COLOUR
+
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+ASSIGNMENT = "04_mnist_sgd"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory, mnist_folder) -> tuple[Path, str]:
+    into = tmp_path_factory.mktemp("demo") / "course"
+    result = CliRunner().invoke(cli.main, ["demo", "--into", str(into), "-j", "2"])
+    return into, result.output if result.exit_code == 0 else pytest.fail(f"demo failed ({result.exit_code}):\n{result.output[-3000:]}")
+
+
+def rows(demo_course: Path) -> dict[str, dict]:
+    with open(demo_course / "exports" / ASSIGNMENT / "grades.csv", newline="") as handle:
+        return {row["student_id"]: row for row in csv.DictReader(handle)}
+
+
+def test_demo_students_get_the_expected_statuses(demo):
+    grades = rows(demo[0])
+    assert grades["ada"]["status"] == "graded" and float(grades["ada"]["score"]) == 20.0
+    assert grades["alan"]["status"] == "graded" and float(grades["alan"]["score"]) == 0.0
+    assert grades["barbara"]["status"] == "corrupt_notebook" and grades["barbara"]["reason"]
+    assert grades["edsger"]["status"] == "timeout" and "test_sigmoid" in grades["edsger"]["reason"]
+    assert grades["grace"]["status"] == "graded" and 0 < float(grades["grace"]["score"]) < 20
+
+
+def test_demo_prints_the_summary(demo):
+    output = demo[1]
+    for words in ("ada", "barbara", "corrupt_notebook", "pass rate", "mnist_loss", "feedback"):
+        assert words in output
+
+
+def test_gradescope_results_follow_the_format(demo):
+    results = json.loads((demo[0] / "exports" / ASSIGNMENT / "gradescope" / "grace" / "results.json").read_text())
+    assert results["score"] == sum(test["score"] for test in results["tests"])
+    assert {"name", "score", "max_score", "output", "visibility"} <= set(results["tests"][0])
+
+
+def test_feedback_page_shows_scores_and_plot_without_hidden_tests(demo, tmp_path):
+    require_chromium()
+    page = demo[0] / "feedback" / "ada" / ASSIGNMENT / "feedback.html"
+    shot = tmp_path / "ada.png"
+    run = chromium([f"--screenshot={shot}", "--window-size=1200,1600", page.as_uri()], tmp_path / "profile-shot")
+    assert shot.is_file(), run.stderr[-2000:]
+    text = TextOf.of(chromium(["--dump-dom", page.as_uri()], tmp_path / "profile-dom").stdout)
+    assert "Total: 20/20 points" in text and "ada" in text
+    assert "mnist_loss" in text and "PASS" in text
+    image = Image.open(shot).convert("RGB")
+    assert len(np.unique(np.asarray(image).reshape(-1, 3), axis=0)) > 50, "the screenshot is blank"
+    assert colour_pixels(image, STUDENT_COLOUR) > 300 and colour_pixels(image, REFERENCE_COLOUR) > 100
+    for student_page in (demo[0] / "feedback").glob(f"*/{ASSIGNMENT}/feedback.html"):
+        html = student_page.read_text()
+        assert "BEGIN HIDDEN TESTS" not in html and "from autograder" not in html and "check(" not in html

@@ -1,0 +1,240 @@
+"""`autograder grade`: statuses for bad input, parity with nbgrader, resuming, limits, and kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.course import scratch_course
+from autograder.grading.demo import fill, solution_snippets
+from autograder.grading.pipeline import GradeOptions, GradingError, grade, load_results, results_folder
+from autograder.grading.results import Status
+from autograder.grading.worker import Limits
+from autograder.nbgrader_api import autograde, cell_grades, generate_assignment
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = "02_linear_regression"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+FAST = GradeOptions(jobs=2, limits=Limits(cell_timeout=60, cpu_seconds=300, memory_mb=4096, wall_seconds=600))
+
+pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+
+
+def make_course(into: Path) -> Path:
+    course = scratch_course(REPO_ROOT, into)
+    shutil.copytree(REPO_ROOT / "release", course / "release")
+    return course
+
+
+def solved(course: Path) -> nbformat.NotebookNode:
+    return fill(course / "release" / ASSIGNMENT / NOTEBOOK, solution_snippets(course / "source" / ASSIGNMENT / NOTEBOOK))
+
+
+def with_answer(course: Path, blank: str, code: str) -> nbformat.NotebookNode:
+    answers = solution_snippets(course / "source" / ASSIGNMENT / NOTEBOOK)
+    answers[blank] = code
+    return fill(course / "release" / ASSIGNMENT / NOTEBOOK, answers)
+
+
+def put(folder: Path, student: str, nb: nbformat.NotebookNode | str, name: str = NOTEBOOK) -> Path:
+    target = folder / student / ASSIGNMENT / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(nb, str):
+        target.write_text(nb)
+    else:
+        nbformat.write(nb, target)
+    return target
+
+
+WRONG_SIGN = '''def update(a, x, y, lr):
+    y_hat = x @ a
+    loss = ((y_hat - y) ** 2).mean()
+    loss.backward()
+    with torch.no_grad():
+        a.add_(lr * a.grad)
+        a.grad.zero_()
+    return loss
+'''
+
+
+@pytest.fixture(scope="module")
+def bad_input_batch(tmp_path_factory, mnist_folder):
+    """One batch mixing honest submissions with every kind of bad input."""
+    course = make_course(tmp_path_factory.mktemp("bad-input") / "course")
+    incoming = course / "incoming"
+    put(incoming, "honest", solved(course))
+    put(incoming, "misnamed", solved(course), name="my homework (final).ipynb")
+    put(incoming, "wrong", with_answer(course, "update", WRONG_SIGN))
+    put(incoming, "corrupt", nbformat.writes(solved(course))[:500])
+    extra = put(incoming, "extra_files", solved(course))
+    (extra.parent / "notes.txt").write_text("my notes")
+    (extra.parent / "data.csv").write_text("1,2\n")
+    (incoming / "empty" / ASSIGNMENT).mkdir(parents=True)
+    deleted = solved(course)
+    deleted.cells = [c for c in deleted.cells if c.metadata.get("nbgrader", {}).get("grade_id") != "test_update"]
+    put(incoming, "deleted_test", deleted)
+    edited = solved(course)
+    for cell in edited.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_update":
+            cell.source = "print('all checks passed')\n10.0"
+            cell.metadata.nbgrader.points = 100
+    put(incoming, "edited_test", edited)
+    other = nbformat.read(REPO_ROOT / "source" / "03_pixel_similarity" / "03_pixel_similarity.ipynb", as_version=4)
+    put(incoming, "other_assignment", other)
+    batch = grade(course, ASSIGNMENT, incoming, FAST)
+    return course, {result.student: result for result in batch.submissions}
+
+
+def test_honest_work_gets_full_points(bad_input_batch):
+    _, results = bad_input_batch
+    for student in ("honest", "misnamed", "extra_files"):
+        assert results[student].status == Status.GRADED, results[student]
+        assert results[student].score == 10.0 == results[student].max_score
+
+
+def test_wrong_work_loses_points_with_a_message(bad_input_batch):
+    _, results = bad_input_batch
+    wrong = results["wrong"]
+    assert wrong.status == Status.GRADED and wrong.score < 10
+    assert "should be about" in wrong.cells[0].output, "the visible test says what was expected"
+
+
+@pytest.mark.parametrize("student, status, words", [
+    ("corrupt", Status.CORRUPT, "not valid JSON"),
+    ("empty", Status.EMPTY, ""),
+    ("other_assignment", Status.WRONG_ASSIGNMENT, ""),
+    ("deleted_test", Status.TESTS_MODIFIED, "test_update deleted"),
+    ("edited_test", Status.TESTS_MODIFIED, "test_update edited"),
+])
+def test_each_bad_input_gets_its_own_status_and_reason(bad_input_batch, student, status, words):
+    _, results = bad_input_batch
+    result = results[student]
+    assert result.status == status, result
+    assert result.reason and words in result.reason
+
+
+def test_edited_tests_are_restored_and_deleted_ones_score_zero(bad_input_batch):
+    _, results = bad_input_batch
+    assert results["edited_test"].score == 10.0 and results["edited_test"].max_score == 10.0
+    assert results["deleted_test"].score == 0.0
+
+
+def test_every_submission_has_one_saved_result_and_gradebook_entry(bad_input_batch):
+    course, results = bad_input_batch
+    saved = sorted(p.stem for p in results_folder(course, ASSIGNMENT).glob("*.json"))
+    assert saved == sorted(results)
+    for student in results:
+        grades = cell_grades(course, ASSIGNMENT, student)
+        assert len(grades) == 1, f"{student}: {grades}"
+
+
+def test_rerun_skips_graded_submissions_unless_forced(bad_input_batch):
+    course, results = bad_input_batch
+    events = []
+    again = grade(course, ASSIGNMENT, course / "incoming", FAST, lambda kind, payload: events.append((kind, payload)))
+    assert events == [("start", 0)]
+    assert {r.student: (r.status, r.score) for r in again.submissions} == {s: (r.status, r.score) for s, r in results.items()}
+
+
+def test_scores_equal_nbgrader_autograde(bad_input_batch, tmp_path):
+    """The same notebooks graded by stock `nbgrader autograde`, one by one, get the same cell scores."""
+    course, results = bad_input_batch
+    stock = make_course(tmp_path / "stock")
+    generate_assignment(stock, ASSIGNMENT)
+    for student in ("honest", "wrong", "edited_test", "deleted_test"):
+        target = stock / "submitted" / student / ASSIGNMENT
+        shutil.copytree(course / "submitted" / student / ASSIGNMENT, target)
+        autograde(stock, ASSIGNMENT, student)
+        theirs = [(g.cell, g.score) for g in cell_grades(stock, ASSIGNMENT, student)]
+        ours = [(g.cell, g.score) for g in cell_grades(course, ASSIGNMENT, student)]
+        assert ours == theirs, student
+
+
+def test_the_cli_exits_non_zero_when_a_submission_cannot_be_graded(bad_input_batch):
+    from click.testing import CliRunner
+
+    from autograder import cli
+
+    course, _ = bad_input_batch
+    result = CliRunner().invoke(cli.main, ["grade", ASSIGNMENT, "--course", str(course), "--input", str(course / "incoming"), "-j", "2"])
+    assert result.exit_code == 1, result.output
+    assert "corrupt_notebook" in result.output and "could not be graded" in result.output
+
+
+def test_an_unwritable_course_is_refused_before_grading(tmp_path):
+    course = make_course(tmp_path / "course")
+    (course / "grading").write_text("a file where a folder must go")
+    with pytest.raises(GradingError, match="cannot write"):
+        grade(course, ASSIGNMENT, course / "submitted", FAST)
+
+
+def test_an_unknown_assignment_is_refused(tmp_path):
+    from autograder.course import CourseError
+
+    course = make_course(tmp_path / "course")
+    with pytest.raises(CourseError, match="unknown assignment"):
+        grade(course, "99_nothing", None, FAST)
+
+
+LOOP = '''def update(a, x, y, lr):
+    while True:
+        pass
+'''
+HOG = '''def update(a, x, y, lr):
+    hog = bytearray(3 * 2**30)  # 3 GiB, touched below so it is really resident
+    for i in range(0, len(hog), 4096):
+        hog[i] = 1
+    return hog
+'''
+
+
+def test_limits_give_their_own_status(tmp_path, mnist_folder):
+    course = make_course(tmp_path / "course")
+    incoming = course / "incoming"
+    put(incoming, "loops", with_answer(course, "update", LOOP))
+    put(incoming, "hogs", with_answer(course, "update", HOG))
+    put(incoming, "honest", solved(course))
+    options = GradeOptions(jobs=2, limits=Limits(cell_timeout=10, cpu_seconds=300, memory_mb=2048, wall_seconds=300))
+    results = {r.student: r for r in grade(course, ASSIGNMENT, incoming, options).submissions}
+    assert results["loops"].status == Status.TIMEOUT and "test_update" in results["loops"].reason
+    assert results["hogs"].status == Status.MEMORY_LIMIT and "MiB" in results["hogs"].reason
+    assert results["hogs"].score == 0.0
+    assert results["honest"].status == Status.GRADED and results["honest"].score == 10.0
+
+
+def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnist_folder):
+    course = make_course(tmp_path / "course")
+    incoming = course / "incoming"
+    students = ["s1", "s2", "s3", "s4"]
+    for student in students:
+        put(incoming, student, solved(course))
+    command = [sys.executable, "-m", "autograder.cli", "grade", ASSIGNMENT, "--course", str(course),
+               "--input", str(incoming), "-j", "1", "--cell-timeout", "60"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    folder = results_folder(course, ASSIGNMENT)
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(folder.glob("*.json"))) < 1:
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    partial = len(list(folder.glob("*.json")))
+    assert 1 <= partial < len(students), "the kill should land mid-batch"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stdout[-2000:]
+    batch = load_results(course, ASSIGNMENT)
+    assert [r.student for r in batch.submissions] == students
+    assert all(r.status == Status.GRADED and r.score == 10.0 for r in batch.submissions)
+    for student in students:
+        assert len(cell_grades(course, ASSIGNMENT, student)) == 1
+    assert not list(folder.glob("*.tmp")), "no half-written result files"
+    for path in folder.glob("*.json"):
+        json.loads(path.read_text())
