@@ -195,3 +195,14 @@ def expect_still_a_parameter(param: Tensor, name: str = "params") -> None:
         raise AssertionError(f"{name} no longer requires grad after the step: update it in place and keep requires_grad")
     if param.grad_fn is not None or not param.is_leaf:
         raise AssertionError(f"the step was recorded by autograd ({name} is no longer a leaf): update inside torch.no_grad()")
+
+
+def reference_step_on_a_copy(step: Callable[..., Any], params: Tensor, *args: Any) -> tuple[Tensor, Tensor]:
+    """Run a reference step ``step(copy, *args)`` on a fresh leaf copy of ``params``.
+
+    Returns:
+        The copy's values after the step and what the step returned, both detached; ``params`` is untouched.
+    """
+    twin = params.detach().clone().requires_grad_()
+    returned = step(twin, *args)
+    return twin.detach(), returned.detach()

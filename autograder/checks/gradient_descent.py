@@ -16,6 +16,7 @@ from autograder.checks.compare import (
     expect_still_a_parameter,
     expect_unchanged,
     grad_is_cleared,
+    reference_step_on_a_copy,
 )
 from autograder.checks.runner import blank
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds, small_floats, vector_shapes
@@ -236,9 +237,7 @@ def _coaster(device, seed=0):
 
 
 def _reference_coaster_step(time, speed, params, lr=ref.ROLLER_COASTER_LR):
-    twin = params.detach().clone().requires_grad_()
-    preds = ref.apply_step(twin, time, speed, lr)
-    return twin.detach(), preds.detach()
+    return reference_step_on_a_copy(ref.apply_step, params, time, speed, lr)
 
 
 @blank("apply_step")
