@@ -136,6 +136,13 @@ def validate(course: Path | None, data: Path | None, assignment: str | None) -> 
         verdict = "[green]ok[/]" if result.ok else "[red]FAILED[/]"
         table.add_row(result.assignment, reference, stubs, f"{result.seconds:.0f}", verdict)
     console.print(table)
+    for result in results:
+        for cell in result.reference:
+            if cell.score != cell.max_score:
+                console.print(f"[red]{result.assignment}: the reference scores {cell.score:g}/{cell.max_score:g} on {cell.cell}[/]")
+        for cell in result.stubs:
+            if cell.score != 0:
+                console.print(f"[red]{result.assignment}: the untouched stub scores {cell.score:g} on {cell.cell}[/]")
     if not all(result.ok for result in results):
         sys.exit(1)
 
