@@ -32,7 +32,7 @@ course_option = click.option(
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
     sys.exit(2)
 
 
