@@ -339,9 +339,7 @@ def test_train_model_returns_one_accuracy_per_epoch(student, device):
 @blank("train_model")
 def test_train_model_matches_the_reference_training(student, device):
     """from the same start and batches, ends with the reference's parameters after 2 epochs"""
-    sample = synthetic_mnist(32, seed=5).to(device)
-    dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
-    batches, valid = list(dl), list(valid_dl)
+    batches, valid = _synthetic_batches(device, 5)
     model, twin = _linear_model(device, 4), _linear_model(device, 4)
     history = call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 2, ref.mnist_loss)
     expected = ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 2)
@@ -359,13 +357,17 @@ def test_train_model_matches_the_reference_training(student, device):
 @blank("train_model")
 def test_train_model_uses_the_given_loss_function(student, device):
     """trains with the loss_func it is given"""
-    sample = synthetic_mnist(32, seed=6).to(device)
-    dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
-    batches, valid = list(dl), list(valid_dl)
+    batches, valid = _synthetic_batches(device, 6)
     model, twin = _linear_model(device, 5), _linear_model(device, 5)
     call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 1, _mse_loss)
     ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 1, _mse_loss)
     assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to train_epoch"
+
+
+def _synthetic_batches(device, seed: int) -> tuple[list, list]:
+    """Training and validation batches of 16 from the small synthetic digits generated with ``seed``."""
+    dl, valid_dl = batches_for(synthetic_mnist(32, seed=seed).to(device), seed=0, batch_size=16)
+    return list(dl), list(valid_dl)
 
 
 def _after_epochs(device, batches, valid, epochs):
