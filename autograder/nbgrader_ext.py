@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import ClearSolutions
+from nbgrader.preprocessors import ClearSolutions, Execute
+from traitlets import Integer
 
 TASK_PLACEHOLDER = "{task}"
 
@@ -22,3 +23,28 @@ class NamedStubClearSolutions(ClearSolutions):
             return super().preprocess_cell(cell, resources, cell_index)
         finally:
             self.code_stub = template
+
+
+class OutputLimitExceeded(RuntimeError):
+    """A notebook printed or displayed more than the grader accepts."""
+
+
+class CappedExecute(Execute):
+    """nbgrader's ``Execute`` that stops a notebook whose outputs exceed ``max_output_bytes`` in total.
+
+    Without a cap, endless printing would fill the grading process's memory with output messages.
+    """
+
+    max_output_bytes = Integer(64 * 2**20, help="Bytes of output a notebook may produce in all cells together.").tag(config=True)
+
+    def preprocess(self, nb, resources=None, km=None):
+        self._output_bytes = 0
+        return super().preprocess(nb, resources, km)
+
+    def output(self, outs, msg, display_id, cell_index):
+        content = msg.get("content", {})
+        size = len(content.get("text", "")) + sum(len(str(value)) for value in content.get("data", {}).values())
+        self._output_bytes = getattr(self, "_output_bytes", 0) + size
+        if self._output_bytes > self.max_output_bytes:
+            raise OutputLimitExceeded(f"the notebook's output exceeded {self.max_output_bytes // 2**20} MiB")
+        return super().output(outs, msg, display_id, cell_index)

@@ -46,6 +46,8 @@ STATUS_TEXT = {
     Status.WRONG_ASSIGNMENT: "the notebook belongs to another assignment",
     Status.EMPTY: "the submission holds nothing to grade",
     Status.GRADER_ERROR: "the grader failed on this submission; your instructor has been told",
+    Status.SANDBOX_VIOLATION: "the notebook tried something grading does not allow (see the reason); it was graded on the rest",
+    Status.OUTPUT_LIMIT: "the notebook printed or wrote more than allowed",
 }
 
 

@@ -22,6 +22,8 @@ class Status(str, Enum):
     WRONG_ASSIGNMENT = "wrong_assignment"  # the notebook belongs to another assignment
     EMPTY = "empty_submission"             # the submission folder holds nothing to grade
     GRADER_ERROR = "grader_error"          # the grader itself failed on this submission
+    SANDBOX_VIOLATION = "sandbox_violation"  # the notebook tried something the sandbox refuses (graded on what it did)
+    OUTPUT_LIMIT = "output_limit"          # the notebook printed or wrote more than allowed
 
     @property
     def gradable(self) -> bool:
@@ -29,7 +31,10 @@ class Status(str, Enum):
         return self in GRADABLE
 
 
-GRADABLE = {Status.GRADED, Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.KERNEL_DIED, Status.TESTS_MODIFIED}
+GRADABLE = {
+    Status.GRADED, Status.TIMEOUT, Status.CPU_LIMIT, Status.MEMORY_LIMIT, Status.KERNEL_DIED, Status.TESTS_MODIFIED,
+    Status.SANDBOX_VIOLATION, Status.OUTPUT_LIMIT,
+}
 
 
 @dataclass

@@ -1,9 +1,12 @@
-"""Execute one submission with nbgrader in a scratch course, under limits, watched from outside.
+"""Execute one submission with nbgrader in a scratch course, sandboxed, under limits, watched from outside.
 
 The scratch course holds only the configuration, a gradebook that knows the assignment (no other
-student), and the one submission; nothing of the real course is reachable through it. The grading
-process and the student's kernel are watched: past the memory, CPU or wall-clock limit, the whole
-process tree is killed and the submission gets a status saying which limit it crossed.
+student), and the one submission. The notebook's kernel runs in the sandbox of ``sandbox/``: its own
+folder, a scrubbed environment, an unprivileged user when grading runs as root, and an audit hook;
+the hidden checks run in a separate trusted checker process that reaches the student's functions only
+through a data-only channel, and the test cells' outputs are rebuilt from the checker's reports before
+scoring. The processes are watched: past the memory, CPU, wall-clock, process or disk limit, they are
+killed and the submission gets a status saying which limit it crossed.
 """
 
 from __future__ import annotations
@@ -22,12 +25,17 @@ from pathlib import Path
 import nbformat
 import psutil
 
-from autograder.course import CONFIG_NAME, scratch_course
+from autograder.course import CONFIG_NAME, notebook as course_notebook, scratch_course
 from autograder.grading.nbgrader_worker import RESULT_NAME
 from autograder.grading.results import Status
+from autograder.grading.sandbox import layout
+from autograder.grading.sandbox.trusted_outputs import apply_reports, blank_of
 from autograder.nbgrader_api import generate_assignment
 
 POLL_SECONDS = 0.2
+DISK_POLL_EVERY = 5
+CHECKER_START_SECONDS = 120
+OUTPUT_MARKERS = ("OutputLimitExceeded",)
 TIMEOUT_MARKERS = ("CellTimeoutError", "TimeoutError", "Cell execution timed out", "UnresponsiveKernel")
 DEAD_KERNEL_MARKERS = ("DeadKernelError", "Kernel died", "kernel died")
 
@@ -43,6 +51,8 @@ class Limits:
         wall_seconds: wall-clock seconds for the whole submission.
         threads: CPU threads the kernel's math libraries may use (``OMP_NUM_THREADS``); the pipeline sets
             cores // jobs so that parallel kernels do not fight over the cores.
+        output_mb: MiB the notebook may print, and MiB of files it may write in its folder.
+        processes: processes the submission may run at once (kernel, grading and checker processes included).
     """
 
     cell_timeout: int = 300
@@ -50,6 +60,8 @@ class Limits:
     memory_mb: int = 6144
     wall_seconds: int = 1800
     threads: int = 0
+    output_mb: int = 64
+    processes: int = 64
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ def prepare_template(course_root: Path, assignment: str, into: Path) -> Path:
 def _scratch(template_db: Path, course_root: Path, assignment: str, student: str, submitted: Path, into: Path) -> Path:
     course = into / "course"
     (course / "source" / assignment).mkdir(parents=True)
+    course.chmod(0o700)
     shutil.copy2(course_root / CONFIG_NAME, course / CONFIG_NAME)
     shutil.copy2(template_db, course / "gradebook.db")
     target = course / "submitted" / student / assignment
@@ -140,6 +153,8 @@ def _classify(course: Path, assignment: str, student: str) -> tuple[Status, str,
     if not result["success"] or not executed:
         if any(marker in text for marker in DEAD_KERNEL_MARKERS):
             return Status.KERNEL_DIED, "the notebook's kernel died during execution (sys.exit, os._exit or a crash?)", None
+        if any(marker in text for marker in OUTPUT_MARKERS):
+            return Status.OUTPUT_LIMIT, "the notebook printed more output than allowed", None
         if "UnresponsiveKernel" in text:
             return Status.TIMEOUT, "a cell ran past the time limit and the kernel could not be interrupted", None
         last = [line for line in text.strip().splitlines() if line.strip()][-1:] or ["no log"]
@@ -162,55 +177,123 @@ def _timed_out_cells(notebook: Path) -> list[str]:
     return found
 
 
+def blank_points(course_root: Path, assignment: str) -> dict[str, float]:
+    """Each blank's points, from the test cells of the released notebook."""
+    nb = nbformat.read(course_notebook(course_root, "release", assignment), as_version=4)
+    return {blank: float(cell.metadata["nbgrader"].get("points", 0)) for cell in nb.cells if (blank := blank_of(cell))}
+
+
+def _start_checker(sandbox: layout.Sandbox, limits: Limits) -> subprocess.Popen:
+    env = dict(os.environ)
+    if limits.threads > 0:
+        env.update({name: str(limits.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    log = open(sandbox.private / "checker.log", "wb")
+    try:
+        return subprocess.Popen(
+            [sys.executable, "-m", "autograder.grading.sandbox.checker", str(sandbox.checker_config)],
+            cwd=sandbox.private, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    finally:
+        log.close()
+
+
+def _wait_for_checker(sandbox: layout.Sandbox, checker: subprocess.Popen) -> None:
+    deadline = time.perf_counter() + CHECKER_START_SECONDS
+    while not sandbox.socket.exists():
+        if checker.poll() is not None or time.perf_counter() > deadline:
+            raise RuntimeError(f"the checker process did not start: {(sandbox.private / 'checker.log').read_text()[-500:]}")
+        time.sleep(0.05)
+    sandbox.socket.chmod(0o777)
+
+
+def _kill_session(session_id: int) -> None:
+    """Kill every process left in a session (a kernel's stray children cannot leave it: setsid is refused)."""
+    stray = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == session_id:
+                stray.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    _kill(stray)
+
+
+def _watch(processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: Limits) -> tuple[tuple[Status, str] | None, float, float]:
+    """Poll until the first process ends or a limit is crossed; returns (verdict, cpu, peak memory)."""
+    watched = [psutil.Process(p.pid) for p in processes]
+    start, polls = time.perf_counter(), 0
+    peak_memory, cpu, verdict = 0.0, 0.0, None
+    while processes[0].poll() is None:
+        tree = [proc for root in watched for proc in _tree(root)]
+        memory, tree_cpu = _usage(tree)
+        peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
+        elapsed = time.perf_counter() - start
+        polls += 1
+        if memory > limits.memory_mb:
+            verdict = (Status.MEMORY_LIMIT, f"used {memory:.0f} MiB of memory, over the limit of {limits.memory_mb} MiB")
+        elif cpu > limits.cpu_seconds:
+            verdict = (Status.CPU_LIMIT, f"used {cpu:.0f} s of CPU, over the limit of {limits.cpu_seconds} s")
+        elif elapsed > limits.wall_seconds:
+            verdict = (Status.TIMEOUT, f"ran {elapsed:.0f} s, over the limit of {limits.wall_seconds} s for a submission")
+        elif len(tree) > limits.processes:
+            verdict = (Status.SANDBOX_VIOLATION, f"ran {len(tree)} processes at once, over the limit of {limits.processes}")
+        elif polls % DISK_POLL_EVERY == 0 and layout.disk_usage(sandbox.kernel) > limits.output_mb * 2**20:
+            verdict = (Status.OUTPUT_LIMIT, f"wrote more than {limits.output_mb} MiB of files")
+        if verdict:
+            break
+        time.sleep(POLL_SECONDS)
+    return verdict, cpu, peak_memory
+
+
 def execute_submission(
     course_root: Path, template_db: Path, assignment: str, student: str, submitted: Path, work: Path, limits: Limits
 ) -> Execution:
-    """Run ``nbgrader autograde`` for one submission in a scratch course under ``work``, watched.
+    """Run ``nbgrader autograde`` for one submission, sandboxed, in a scratch course under ``work``, watched.
 
     Args:
-        course_root: the real course (only its configuration is read).
+        course_root: the real course (only its configuration and released notebook are read).
         template_db: a gradebook from ``prepare_template``.
         submitted: the folder with the student's files for this assignment.
-        work: an empty folder for this submission's scratch course; the caller removes it.
+        work: an empty folder for this submission's scratch course and sandbox; the caller removes it.
         limits: the limits to enforce.
+
+    Returns:
+        An ``Execution`` whose notebook's test cells carry the trusted checker's results.
     """
     course = _scratch(template_db, course_root, assignment, student, submitted, work)
-    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
-    if limits.threads > 0:
-        env.update({name: str(limits.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student, str(limits.cell_timeout)]
+    sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads)
+    command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student,
+               str(limits.cell_timeout), str(limits.output_mb * 2**20)]
     start = time.perf_counter()
-    log = open(work / "worker.log", "wb")
-    process = subprocess.Popen(
-        command, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=_limit_cpu(limits.cpu_seconds), start_new_session=True,
-    )
-    watched = psutil.Process(process.pid)
-    peak_memory, cpu, verdict = 0.0, 0.0, None
+    checker = _start_checker(sandbox, limits)
+    processes: list[subprocess.Popen] = [checker]
+    verdict, cpu, peak_memory, grader = None, 0.0, 0.0, None
     try:
-        while process.poll() is None:
-            tree = _tree(watched)
-            memory, tree_cpu = _usage(tree)
-            peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
-            elapsed = time.perf_counter() - start
-            if memory > limits.memory_mb:
-                verdict = (Status.MEMORY_LIMIT, f"used {memory:.0f} MiB of memory, over the limit of {limits.memory_mb} MiB")
-            elif cpu > limits.cpu_seconds:
-                verdict = (Status.CPU_LIMIT, f"used {cpu:.0f} s of CPU, over the limit of {limits.cpu_seconds} s")
-            elif elapsed > limits.wall_seconds:
-                verdict = (Status.TIMEOUT, f"ran {elapsed:.0f} s, over the limit of {limits.wall_seconds} s for a submission")
-            if verdict:
-                _kill(_tree(watched))
-                break
-            time.sleep(POLL_SECONDS)
-        process.wait()
+        try:
+            _wait_for_checker(sandbox, checker)
+        except RuntimeError as error:
+            return Execution(Status.GRADER_ERROR, str(error)[:300], None, time.perf_counter() - start, 0.0, 0.0)
+        with open(work / "worker.log", "wb") as log:
+            grader = subprocess.Popen(
+                command, cwd=course, env=sandbox.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                preexec_fn=_limit_cpu(limits.cpu_seconds), start_new_session=True,
+            )
+        processes.insert(0, grader)
+        verdict, cpu, peak_memory = _watch(processes, sandbox, limits)
     finally:
-        log.close()
-        _kill(_tree(watched)) if process.poll() is None else None
+        for process in processes:
+            _kill(_tree(psutil.Process(process.pid))) if process.poll() is None else None
+            _kill_session(process.pid)
+            process.wait()
     seconds = time.perf_counter() - start
     if verdict:
         return Execution(verdict[0], verdict[1], None, seconds, cpu, peak_memory)
-    if process.returncode and process.returncode < 0 and -process.returncode == signal.SIGXCPU:
+    if grader.returncode and grader.returncode < 0 and -grader.returncode == signal.SIGXCPU:
         return Execution(Status.CPU_LIMIT, f"over the CPU limit of {limits.cpu_seconds} s", None, seconds, cpu, peak_memory)
     status, reason, notebook = _classify(course, assignment, student)
+    if notebook is not None:
+        apply_reports(notebook, layout.reports(sandbox))
+    refused = layout.violations(sandbox)
+    if refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.KERNEL_DIED, Status.GRADER_ERROR):
+        status, reason = Status.SANDBOX_VIOLATION, "; ".join(filter(None, ["refused: " + "; ".join(refused[:3]), reason]))
     return Execution(status, reason, notebook, seconds, cpu, peak_memory)

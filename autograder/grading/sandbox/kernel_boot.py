@@ -1,0 +1,238 @@
+"""Start the IPython kernel of one submission inside the sandbox.
+
+Run as ``python -I kernel_boot.py SANDBOX.json -f CONNECTION_FILE`` (the kernel spec that the grading
+worker writes does this). This file is standalone: it imports nothing from ``autograder``. In order:
+
+1. resource limits (file size, core dumps, and for a non-root kernel the number of processes);
+2. torch is imported and the kernel initialised (reads its connection file) while still trusted;
+3. ``autograder`` and ``autograder.checks`` are replaced by a shim whose ``check(...)`` sends the blank
+   and the student's objects to the trusted checker over the data-only channel;
+4. when started as root, the process drops to the unprivileged sandbox user;
+5. a PEP 578 audit hook is installed: from then on importing ``autograder``, reading or writing outside
+   the allowed folders, starting processes, signalling other processes, network sockets and ctypes are
+   refused with ``PermissionError`` and logged. Audit hooks cannot be removed once installed;
+6. the kernel starts serving the notebook's cells.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import resource
+import signal
+import socket
+import stat
+import sys
+import types
+
+PROCESS_EVENTS = frozenset({
+    "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn",
+    "os.startfile",
+})
+NATIVE_EVENTS = frozenset({"ctypes.dlsym", "ctypes.dlsym/handle", "ctypes.call_function", "ctypes.cdata", "ctypes.cdata/buffer",
+                           "ctypes.string_at", "ctypes.wstring_at", "ctypes.addressof", "ctypes.set_errno", "ctypes.get_errno"})
+INTROSPECTION_EVENTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.setprofile", "sys.settrace"})
+PRIVILEGE_EVENTS = frozenset({"os.chroot", "os.setuid", "os.setgid", "os.setreuid", "os.setregid", "os.setresuid",
+                              "os.setresgid", "os.setgroups", "os.setsid", "os.setpgid", "resource.setrlimit",
+                              "resource.prlimit", "os.symlink", "os.link", "os.chown", "os.lchown", "os.mknod", "os.mkfifo"})
+WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.chmod": (0,),
+                "os.truncate": (0,), "os.utime": (0,), "shutil.rmtree": (0,), "os.chdir": ()}
+READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.getxattr": (0,), "os.listxattr": (0,)}
+PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+
+
+def _limit_resources(config: dict) -> None:
+    file_bytes = int(config["max_file_bytes"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+
+
+def _load_peer(path: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location("autograder_sandbox_peer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _install_shims(socket_path: str, peer_module: types.ModuleType) -> None:
+    """Make ``from autograder.checks import check`` give a function that asks the trusted checker."""
+    Peer = peer_module.Peer
+
+    def check(blank: str, points: float = 0, **objects):
+        """Run the hidden checks of ``blank`` in the trusted checker; print its report, return its score."""
+        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        connection.connect(socket_path)
+        try:
+            answer = Peer(connection, "s").request({"op": "session", "blank": blank}, (), objects)
+        finally:
+            connection.close()
+        print(answer["text"])
+        return answer["score"]
+
+    package = types.ModuleType("autograder")
+    package.__path__ = []
+    checks = types.ModuleType("autograder.checks")
+    checks.check = check
+    package.checks = checks
+    sys.modules["autograder"] = package
+    sys.modules["autograder.checks"] = checks
+
+
+def _drop_privileges(config: dict) -> None:
+    if os.geteuid() != 0 or config.get("uid") is None:
+        return
+    os.setgroups([])
+    os.setgid(int(config["gid"]))
+    os.setuid(int(config["uid"]))
+    processes = int(config["max_processes"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+
+
+def _install_audit_hook(config: dict, log_fd: int) -> None:
+    """Install the hook; nothing outside this function keeps a reference to it or to its rules."""
+    lstat, readlink, getcwd, getpid, write = os.lstat, os.readlink, os.getcwd, os.getpid, os.write
+    is_link, fspath, getframe = stat.S_ISLNK, os.fspath, sys._getframe
+    scratch = os.path.realpath(config["scratch"])
+    readable = tuple(os.path.realpath(p) for p in config["readable"]) + (scratch,)
+    denied = tuple(os.path.realpath(p) for p in config["denied"])
+    allowed_socket = config["socket"]
+    library_roots = tuple(os.path.realpath(p) for p in config["libraries"])
+    my_pid = getpid()
+    my_pid_text = str(my_pid)
+
+    def resolve(path) -> str:
+        """The real absolute path, following symlinks with functions captured before any student code."""
+        path = fspath(path)
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        if not path.startswith("/"):
+            path = getcwd().rstrip("/") + "/" + path
+        parts, resolved, hops = path.split("/"), "", 0
+        while parts:
+            part = parts.pop(0)
+            if part in ("", "."):
+                continue
+            if part == "..":
+                resolved = resolved.rsplit("/", 1)[0]
+                continue
+            candidate = resolved + "/" + part
+            try:
+                is_symlink = is_link(lstat(candidate).st_mode)
+            except OSError:
+                is_symlink = False
+            if is_symlink and hops < 40:
+                hops += 1
+                target = readlink(candidate)
+                parts = target.split("/") + parts
+                resolved = "" if target.startswith("/") else resolved
+            else:
+                resolved = candidate
+        return resolved or "/"
+
+    def under(path: str, roots: tuple) -> bool:
+        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+    def may_read(path: str) -> bool:
+        """The most specific root containing ``path`` decides; a denied root wins a tie."""
+        best, allowed = -1, False
+        for root in readable:
+            if len(root) > best and under(path, (root,)):
+                best, allowed = len(root), True
+        for root in denied:
+            if len(root) >= best and under(path, (root,)):
+                best, allowed = len(root), False
+        return allowed
+
+    def refuse(what: str) -> None:
+        message = f"autograder sandbox: {what} is not allowed while grading"
+        frame, where = getframe(1), []
+        while frame is not None and len(where) < 6:
+            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+            frame = frame.f_back
+        try:
+            write(log_fd, (json.dumps({"what": what, "where": where}) + "\n").encode())
+        except OSError:
+            pass
+        raise PermissionError(message)
+
+    def check_path(path, writing: bool, action: str) -> None:
+        if isinstance(path, int) or path is None:
+            return
+        real = resolve(path)
+        if real.startswith("/proc/"):
+            parts = real.split("/")
+            if len(parts) > 3 and parts[2].isdigit() and parts[2] != my_pid_text and parts[3] in PRIVATE_PROC_ENTRIES:
+                refuse(f"{action} {real}")
+        if writing:
+            if not (under(real, (scratch,)) or real == "/dev/null"):
+                refuse(f"{action} {real}")
+        elif not may_read(real):
+            refuse(f"{action} {real}")
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (mode is None and bool(flags & WRITE_FLAGS))
+            check_path(path, writing, "writing" if writing else "reading")
+        elif event == "import":
+            name = args[0] or ""
+            if name == "autograder" or name.startswith("autograder."):
+                refuse(f"import {name}")
+        elif event in WRITE_EVENTS:
+            for index in WRITE_EVENTS[event]:
+                check_path(args[index], True, event)
+        elif event in READ_EVENTS:
+            for index in READ_EVENTS[event]:
+                check_path(args[index], False, event)
+        elif event == "sqlite3.connect":
+            check_path(args[0], True, "opening a database")
+        elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
+            if event == "signal.pthread_kill":
+                return
+            if event == "os.killpg" or args[0] != my_pid:
+                refuse(f"sending a signal to process {args[0]}")
+        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"):
+            address = args[1] if len(args) > 1 else None
+            loopback_bind = event == "socket.bind" and isinstance(address, tuple) and address[:1] in (("127.0.0.1",), ("::1",))
+            if not (event == "socket.connect" and address == allowed_socket) and not loopback_bind:
+                refuse(f"network access ({event} {address!r})")
+        elif event in PROCESS_EVENTS:
+            refuse(f"starting a process ({event})")
+        elif event in NATIVE_EVENTS:
+            refuse(f"native code access ({event})")
+        elif event == "ctypes.dlopen":
+            name = args[0]
+            if name is None or not under(resolve(name), library_roots):
+                refuse(f"loading the native library {name}")
+        elif event in INTROSPECTION_EVENTS or event in PRIVILEGE_EVENTS:
+            refuse(event)
+
+    sys.addaudithook(hook)
+
+
+def main() -> None:
+    with open(sys.argv[1]) as handle:
+        config = json.load(handle)
+    del sys.argv[1]
+    _limit_resources(config)
+    os.chdir(config["scratch"])
+    log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    for name in config.get("preload", []):
+        importlib.import_module(name)
+    peer_module = _load_peer(config["peer"])
+    _install_shims(config["socket"], peer_module)
+    from ipykernel.kernelapp import IPKernelApp
+
+    app = IPKernelApp.instance()
+    app.initialize(sys.argv[1:])
+    _drop_privileges(config)
+    _install_audit_hook(config, log_fd)
+    del config
+    app.start()
+
+
+if __name__ == "__main__":
+    main()

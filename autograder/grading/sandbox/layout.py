@@ -1,0 +1,265 @@
+"""The folders, files and environment of one sandboxed submission.
+
+Inside the submission's work folder::
+
+    kernel/     the kernel's working folder and HOME: the only place it may write (owned by the sandbox user)
+    ../../sandbox-data/  the batch's read-only copy of the MNIST sample (see ``stage_data``)
+    channel/    the checker's Unix socket (the kernel may connect to it, nothing else)
+    private/    the checker's configuration and reports, the kernel's refusal log (never readable by the kernel)
+    jupyter/    the kernel spec that starts ``kernel_boot.py``
+    runtime/    Jupyter's connection files
+    course/     the scratch nbgrader course (gradebook with hidden tests: never readable by the kernel)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import site
+import stat
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import autograder
+from autograder.grading.sandbox import checker as checker_module
+from autograder.grading.sandbox import kernel_boot, peer
+
+SANDBOX_USER = "nobody"
+MAX_FILE_BYTES = 512 * 2**20
+MAX_PROCESSES = 512
+SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/dev", "/sys", "/proc", "/opt")
+PRELOAD = ("torch",)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Paths and settings of one submission's sandbox (see the module docstring)."""
+
+    work: Path
+    kernel: Path
+    private: Path
+    socket: Path
+    reports: Path
+    violations: Path
+    checker_config: Path
+    env: dict[str, str]
+    uid: int | None
+
+
+def _readable_by_others(path: Path) -> bool:
+    """Whether any user may read ``path``: every folder above it searchable, the file readable, by others."""
+    try:
+        if not path.stat().st_mode & stat.S_IROTH:
+            return False
+        return all(folder.stat().st_mode & stat.S_IXOTH for folder in path.resolve().parents)
+    except OSError:
+        return False
+
+
+def sandbox_user() -> tuple[int, int] | None:
+    """(uid, gid) the kernel drops to when grading runs as root.
+
+    None when grading runs as another user, when the user does not exist, or when that user could not
+    read this Python installation (e.g. an interpreter under root's home folder).
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam(SANDBOX_USER)
+    except KeyError:
+        return None
+    if not all(_readable_by_others(Path(module.__file__)) for module in (os, shutil, peer.torch)):
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
+_staged: dict[Path, Path | None] = {}
+_staging = threading.Lock()
+
+
+def stage_data(into: Path, hard_links: bool) -> Path | None:
+    """A copy of the provisioned MNIST sample under ``into``, made once and shared by the batch's kernels.
+
+    Hard links are used only when the kernels run as another user, who cannot write the shared files.
+    """
+    from autograder.data import mnist_sample_dir
+
+    with _staging:
+        if into in _staged and (_staged[into] is None or _staged[into].is_dir()):
+            return _staged[into]
+        source = mnist_sample_dir()
+        if not source.is_dir():
+            _staged[into] = None
+            return None
+        target = into / "mnist_sample"
+
+        def link_or_copy(src: str, dst: str) -> None:
+            try:
+                (os.link if hard_links else shutil.copy2)(src, dst)
+            except OSError:
+                shutil.copy2(src, dst)
+
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target, copy_function=link_or_copy, ignore=shutil.ignore_patterns("*.pt"))
+        for folder in (into, *[Path(root) for root, _, _ in os.walk(target)]):
+            os.chmod(folder, 0o755)
+        _staged[into] = target
+        return target
+
+
+def stage_matplotlib(into: Path) -> Path:
+    """A matplotlib configuration folder with its font cache built, made once per batch.
+
+    Building the cache runs ``fc-list``; the kernels, which may not start processes, copy it instead.
+    """
+    with _staging:
+        target = into / "matplotlib"
+        if not any(target.glob("fontlist-*.json")):
+            target.mkdir(parents=True, exist_ok=True)
+            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": str(target)},
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
+        return target
+
+
+def _kernel_spec(into: Path, boot_config: Path) -> None:
+    spec = into / "kernels" / "python3"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-I", kernel_boot.__file__, str(boot_config), "-f", "{connection_file}"],
+        "display_name": "Python 3 (autograder sandbox)",
+        "language": "python",
+    }))
+
+
+def _readable_roots(data: Path | None) -> list[str]:
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), *SYSTEM_READABLE}
+    if data is not None:
+        roots.add(str(data.parent))
+    return sorted(roots)
+
+
+def _scrubbed_env(sandbox_home: Path, kernel: Path, work: Path, threads: int) -> dict[str, str]:
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(kernel),
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONNOUSERSITE": "1",
+        "FASTAI_HOME": str(sandbox_home),
+        "IPYTHONDIR": str(kernel / ".ipython"),
+        "MPLCONFIGDIR": str(kernel / ".matplotlib"),
+        "TMPDIR": str(kernel / "tmp"),
+        "JUPYTER_PATH": str(work / "jupyter"),
+        "JUPYTER_CONFIG_DIR": str(work / "jupyter-config"),
+        "JUPYTER_DATA_DIR": str(work / "jupyter"),
+        "JUPYTER_RUNTIME_DIR": str(work / "runtime"),
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    for name in ("AUTOGRADER_DEVICE", "CUDA_VISIBLE_DEVICES"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    if threads > 0:
+        env.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    return env
+
+
+def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threads: int) -> Sandbox:
+    """Create the sandbox folders and configuration for one submission under ``work``.
+
+    Args:
+        work: the submission's (empty apart from ``course/``) work folder.
+        course_root: the real course, which the kernel must not read.
+        points: each blank's points, for the checker.
+        threads: math-library threads for the kernel (0: library default).
+    """
+    user = sandbox_user()
+    kernel, private, channel = work / "kernel", work / "private", work / "channel"
+    for folder in (kernel, kernel / "tmp", private, channel, work / "runtime", work / "jupyter-config"):
+        folder.mkdir(parents=True, exist_ok=True)
+    for folder in (work, *list(work.parents)[:2]):
+        if folder.stat().st_uid == os.geteuid():
+            folder.chmod(folder.stat().st_mode | 0o711)
+    private.chmod(0o700)
+    channel.chmod(0o711)
+    data = stage_data(work.parents[1] / "sandbox-data", hard_links=user is not None)
+    shutil.copytree(stage_matplotlib(work.parents[1] / "sandbox-config"), kernel / ".matplotlib")
+    fastai_home = kernel / ".fastai"
+    (fastai_home / "data").mkdir(parents=True)
+    if data is not None:
+        (fastai_home / "data" / "mnist_sample").symlink_to(data, target_is_directory=True)
+    socket_path = channel / "checker.sock"
+    reports, violations = private / "reports", private / "violations.log"
+    checker_config = private / "checker.json"
+    checker_module.CheckerConfig(str(socket_path), str(reports), points, os.environ.get("AUTOGRADER_DEVICE")).save(checker_config)
+    boot_config = work / "jupyter" / "sandbox.json"
+    _kernel_spec(work / "jupyter", boot_config)
+    boot_config.write_text(json.dumps({
+        "scratch": str(kernel),
+        "readable": _readable_roots(data),
+        "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(work.parent.resolve())],
+        "libraries": sorted({sys.prefix, *site.getsitepackages()}),
+        "socket": str(socket_path),
+        "peer": peer.__file__,
+        "violations": str(violations),
+        "max_file_bytes": MAX_FILE_BYTES,
+        "max_processes": MAX_PROCESSES,
+        "preload": list(PRELOAD),
+        "uid": user[0] if user else None,
+        "gid": user[1] if user else None,
+    }))
+    if user is not None:
+        for folder, dirs, files in os.walk(kernel):
+            os.chown(folder, *user, follow_symlinks=False)
+            for name in files + dirs:
+                os.chown(Path(folder) / name, *user, follow_symlinks=False)
+    kernel.chmod(0o700)
+    env = _scrubbed_env(fastai_home, kernel, work, threads)
+    return Sandbox(work, kernel, private, socket_path, reports, violations, checker_config, env, user[0] if user else None)
+
+
+def violations(sandbox: Sandbox) -> list[str]:
+    """The distinct actions the kernel was refused, in order."""
+    if not sandbox.violations.exists():
+        return []
+    seen: list[str] = []
+    for line in sandbox.violations.read_text(errors="replace").splitlines()[:1000]:
+        try:
+            entry = json.loads(line)
+            what = str(entry["what"] if isinstance(entry, dict) else entry)[:200]
+        except (ValueError, KeyError):
+            continue
+        if what not in seen:
+            seen.append(what)
+    return seen
+
+
+def reports(sandbox: Sandbox) -> dict[str, dict]:
+    """The checker's report of each blank it checked."""
+    found = {}
+    for path in sorted(sandbox.reports.glob("*.json")) if sandbox.reports.exists() else []:
+        try:
+            found[path.stem] = json.loads(path.read_text())
+        except ValueError:
+            continue
+    return found
+
+
+def disk_usage(folder: Path) -> int:
+    """Bytes of the files under ``folder`` (symlinks not followed)."""
+    total = 0
+    for root, _, files in os.walk(folder):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                continue
+    return total
+
+
+__all__ = ["Sandbox", "build_sandbox", "disk_usage", "reports", "sandbox_user", "violations", "checker_module"]

@@ -1,0 +1,65 @@
+"""Replace the test cells' outputs of an executed notebook with the trusted checker's reports.
+
+nbgrader scores a test cell from its outputs (an error scores 0, a number as the last output is partial
+credit, otherwise full points). In hardened grading those outputs come from the student's kernel, which
+may print or return anything, so before scoring every test cell gets outputs built from the checker's
+report alone:
+
+- the cell raised (a visible assert failed, the cell timed out, the kernel was interrupted): its error is
+  kept and every other output dropped, so it scores 0 as in plain nbgrader;
+- the checker has a report for the cell's blank: the report's lines, the report itself (for exports and
+  feedback) and its score as the cell's result;
+- no report (the checks never ran): an error saying so, which scores 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from autograder.checks import REPORT_MIME_TYPE
+from autograder.checks.report import format_report
+from autograder.checks.results import BlankReport
+
+TEST_PREFIX = "test_"
+
+
+def blank_of(cell: nbformat.NotebookNode) -> str | None:
+    """The blank a test cell checks (its ``grade_id`` without ``test_``), or None for other cells."""
+    meta = cell.metadata.get("nbgrader", {})
+    if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+        return None
+    return str(meta.get("grade_id", "")).removeprefix(TEST_PREFIX)
+
+
+def _trusted_outputs(report: dict) -> list[nbformat.NotebookNode]:
+    parsed = BlankReport.from_json(report)
+    text, score = format_report(parsed), parsed.score
+    return [
+        nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
+        nbformat.v4.new_output("display_data", data={REPORT_MIME_TYPE: report}),
+        nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(score))}, execution_count=None),
+    ]
+
+
+def _missing(blank: str) -> nbformat.NotebookNode:
+    message = f"the hidden checks of {blank} did not run (no report from the checker): 0 points"
+    return nbformat.v4.new_output("error", ename="ChecksDidNotRun", evalue=message, traceback=[message])
+
+
+def apply_reports(notebook: Path, reports: dict[str, dict]) -> None:
+    """Rewrite ``notebook``'s test cells from ``reports`` (blank name → ``BlankReport.to_json()``)."""
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        blank = blank_of(cell)
+        if blank is None:
+            continue
+        errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
+        if errors:
+            cell.outputs = errors[:1]
+        elif blank in reports:
+            cell.outputs = _trusted_outputs(reports[blank])
+        else:
+            cell.outputs = [_missing(blank)]
+    nbformat.write(nb, notebook)
