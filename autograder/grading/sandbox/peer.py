@@ -20,6 +20,7 @@ So that the checks behave as if the student's functions ran in the checker's pro
 - other tensors passed as call arguments are written back to the caller when the callee changed them;
 - autograd crosses the channel: a result that requires grad is attached to the caller's graph by
   ``Bridge``, whose backward asks the callee for the gradients of the call's differentiable arguments.
+  The callee keeps the call's graph until the caller's ``Bridge`` node is freed.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import operator
 import socket
 import struct
 import types
+import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -40,7 +42,7 @@ MAX_HEADER_BYTES = 64 * 2**20
 MAX_BUFFERS = 100_000
 MAX_BUFFER_BYTES = 8 * 2**30
 MAX_DEPTH = 64
-KEPT_GRAPHS = 64
+KEPT_GRAPHS = 4096
 DTYPES = {
     str(dtype).removeprefix("torch."): dtype
     for dtype in (
@@ -180,6 +182,7 @@ class Bridge(torch.autograd.Function):
     @staticmethod
     def forward(ctx, peer: "Peer", key: str, count: int, anchor: torch.Tensor, *tensors: torch.Tensor):
         ctx.peer, ctx.key, ctx.count = peer, key, count
+        weakref.finalize(ctx, peer.released.append, key)  # once this node is freed, the other end may drop the graph
         values = tensors[count:]
         ctx.value_count = len(values)
         return tuple(value.clone() for value in values)
@@ -252,12 +255,13 @@ class Peer:
     def __init__(self, sock: socket.socket, side: str) -> None:
         self.sock, self.side = sock, side
         self.lent: dict[str, Any] = {}
-        self.tracked: dict[str, torch.Tensor] = {}
+        self.tracked: dict[str, weakref.ref] = {}
         self.key_of: dict[int, str] = {}
         self.sent_state: dict[str, tuple] = {}
         self.graphs: OrderedDict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
         self.counter = itertools.count()
         self.anchor = torch.zeros((), requires_grad=True)
+        self.released: list[str] = []
         self.closed = False
 
     # -- encoding ---------------------------------------------------------------------------------
@@ -267,11 +271,15 @@ class Peer:
 
     def _track(self, tensor: torch.Tensor) -> str:
         key = self.key_of.get(id(tensor))
-        if key is None or self.tracked.get(key) is not tensor:
+        if key is None or self._tracked(key) is not tensor:
             key = self._new_key("t")
-            self.tracked[key] = tensor
+            self.tracked[key] = weakref.ref(tensor)
             self.key_of[id(tensor)] = key
         return key
+
+    def _tracked(self, key: str) -> torch.Tensor | None:
+        reference = self.tracked.get(key)
+        return None if reference is None else reference()
 
     def _encode_tensor(self, tensor: torch.Tensor, buffers: list, scope: dict | None) -> dict:
         entry = {
@@ -404,15 +412,15 @@ class Peer:
 
     def _apply(self, key: str, data: torch.Tensor, grad: torch.Tensor | None, requires_grad: bool) -> torch.Tensor:
         """Bring the tracked tensor ``key`` to the given state (creating the mirror the first time)."""
-        tensor = self.tracked.get(key)
+        tensor = self._tracked(key)
         if tensor is None:
             tensor = data.requires_grad_(requires_grad)
-            self.tracked[key] = tensor
+            self.tracked[key] = weakref.ref(tensor)
             self.key_of[id(tensor)] = key
         else:
             with torch.no_grad():
                 if tensor.shape == data.shape and tensor.dtype == data.dtype:
-                    tensor.copy_(data)
+                    tensor.data.copy_(data)  # through .data: no version bump, as optimizers and gradcheck do
                 else:
                     tensor.data = data
             if tensor.is_leaf and tensor.requires_grad != requires_grad:
@@ -425,7 +433,12 @@ class Peer:
     def _changes(self, buffers: list) -> list:
         """Updates for every tracked tensor whose value, gradient or flag changed since last exchanged."""
         updates = []
-        for key, tensor in self.tracked.items():
+        for key in list(self.tracked):
+            tensor = self._tracked(key)
+            if tensor is None:
+                del self.tracked[key]
+                self.sent_state.pop(key, None)
+                continue
             state = self.sent_state.get(key)
             if state is not None and _same_state(tensor, state):
                 continue
@@ -442,8 +455,8 @@ class Peer:
             if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
                 raise ChannelError("malformed update")
             key, entry = _str(item[0]), item[1]
-            if key not in self.tracked:
-                raise ChannelError("update for an unknown tensor")
+            if self._tracked(key) is None:
+                continue  # nothing here refers to that tensor any more
             data = self._decode_tensor({**entry, "grad": None}, buffers, None)
             grad = self._decode_tensor(entry["grad"], buffers, None) if isinstance(entry.get("grad"), dict) else None
             self._apply(key, data.detach(), grad, bool(entry.get("rg")))
@@ -454,6 +467,8 @@ class Peer:
         if self.closed:
             raise ChannelError("the connection is closed")
         header["sync"] = self._changes(buffers)
+        released, self.released[:] = list(self.released), []
+        header["release"] = released
         try:
             send_frame(self.sock, header, buffers)
         except OSError as error:
@@ -469,6 +484,8 @@ class Peer:
             self.closed = True
             raise ChannelError(f"the other end went away: {error}") from error
         self._apply_changes(header.get("sync", []), buffers)
+        for key in _list(header.get("release", [])):
+            self.graphs.pop(key, None) if isinstance(key, str) else None
         return header, buffers
 
     def request(self, header: dict, args: tuple = (), kwargs: dict | None = None) -> Any:
