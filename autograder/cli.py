@@ -163,13 +163,13 @@ def _progress_listener(progress, console_):
     return listen
 
 
-def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int | None):
+def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int | None, output_limit: int | None = None):
     from dataclasses import replace
 
     from autograder.grading.worker import Limits
 
     limits = Limits()
-    changes = {"cell_timeout": cell_timeout, "cpu_seconds": cpu_limit, "memory_mb": memory_limit}
+    changes = {"cell_timeout": cell_timeout, "cpu_seconds": cpu_limit, "memory_mb": memory_limit, "output_mb": output_limit}
     return replace(limits, **{key: value for key, value in changes.items() if value is not None})
 
 
@@ -201,14 +201,15 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
 @click.option("--cell-timeout", type=click.IntRange(1), default=None, help="Seconds one cell may run [default: 300].")
 @click.option("--cpu-limit", type=click.IntRange(1), default=None, help="CPU seconds per submission [default: 900].")
 @click.option("--memory-limit", type=click.IntRange(64), default=None, help="MiB of memory per submission [default: 6144].")
-def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit) -> None:
+@click.option("--output-limit", type=click.IntRange(1), default=None, help="MiB a notebook may print, and write as files [default: 64].")
+def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit, output_limit) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
     from autograder.grading.pipeline import GradingError
 
     root = _course(course)
     _provision(data)
     try:
-        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit))
+        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit))
     except (GradingError, CourseError) as error:
         _fail(str(error))
     if not batch.all_gradable:
