@@ -208,7 +208,7 @@ def test_limits_give_their_own_status(tmp_path, mnist_folder):
     assert results["loops"].status == Status.TIMEOUT and "test_update" in results["loops"].reason
     assert results["hogs"].status == Status.MEMORY_LIMIT and "MiB" in results["hogs"].reason
     assert results["hogs"].score == 0.0
-    assert results["honest"].status == Status.GRADED and results["honest"].score == 10.0
+    assert results["honest"].status == Status.GRADED and results["honest"].score == 10.0, results["honest"].reason
 
 
 def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnist_folder):

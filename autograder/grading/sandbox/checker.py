@@ -13,8 +13,11 @@ kernel.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
+import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +110,21 @@ def serve(server: socket.socket, config: CheckerConfig) -> None:
                 continue
 
 
+def _exit_with_parent() -> None:
+    """End this process when the grading worker that started it is gone (even after ``kill -9``)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
+    _exit_with_parent()
     config = CheckerConfig.load(Path(argv[1]))
     server = listen(config)
     from autograder.checks.runner import known_blanks
