@@ -173,14 +173,15 @@ def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int |
     return replace(limits, **{key: value for key, value in changes.items() if value is not None})
 
 
-def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits):
+def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits,
+              executor: str = "local", scheduler: str | None = None):
     """Grade with a progress bar and print the summary; returns the batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.grading.pipeline import GradeOptions, grade
     from autograder.grading.summary import summary
 
-    options = GradeOptions(force=force, limits=limits)
+    options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler)
     if jobs:
         options.jobs = jobs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -202,14 +203,20 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
 @click.option("--cpu-limit", type=click.IntRange(1), default=None, help="CPU seconds per submission [default: 900].")
 @click.option("--memory-limit", type=click.IntRange(64), default=None, help="MiB of memory per submission [default: 6144].")
 @click.option("--output-limit", type=click.IntRange(1), default=None, help="MiB a notebook may print, and write as files [default: 64].")
-def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit, output_limit) -> None:
+@click.option("--executor", type=click.Choice(["local", "dask"]), default="local", show_default=True,
+              help="Where notebooks run: on this machine (-j at a time) or as tasks on a Dask cluster (needs --scheduler).")
+@click.option("--scheduler", default=None, envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS",
+              help="Dask scheduler address for --executor dask, e.g. tcp://scheduler:8786 [env: DASK_SCHEDULER_ADDRESS].")
+def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit, output_limit, executor, scheduler) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
     from autograder.grading.pipeline import GradingError
 
+    if executor == "dask" and not scheduler:
+        _fail("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler:8786) or DASK_SCHEDULER_ADDRESS")
     root = _course(course)
     _provision(data)
     try:
-        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit))
+        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler)
     except (GradingError, CourseError) as error:
         _fail(str(error))
     if not batch.all_gradable:

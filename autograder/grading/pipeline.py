@@ -5,7 +5,8 @@
 3. stage: copy gradable notebooks into ``submitted/<student>/<assignment>/``;
 4. register: make sure the course gradebook knows the assignment;
 5. plan: skip submissions already graded (unless ``force``);
-6. execute: run each submission in its own scratch course and process, ``jobs`` at a time, under limits;
+6. execute: run each submission in its own scratch course and process, under limits, with the executor
+   (``jobs`` at a time on this machine, or as tasks on a Dask cluster: ``executors``);
 7. record: as results arrive, score each one into the one gradebook (a single writer) and save its result;
 8. report: return every submission's result (the caller prints, exports and writes feedback).
 """
@@ -16,18 +17,18 @@ import json
 import os
 import shutil
 import tempfile
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import nbformat
 
 from autograder.course import check_assignment, notebook
 from autograder.grading import record as recording
+from autograder.grading.executors import ExecutorError, make_executor
 from autograder.grading.results import BatchResult, Status, SubmissionResult
 from autograder.grading.submissions import Submission, collect, stage
-from autograder.grading.worker import Execution, Limits, execute_submission, prepare_template
+from autograder.grading.worker import Execution, Limits, prepare_template
 from autograder.nbgrader_api import generate_assignment, in_course
 
 RESULTS_DIR = "grading"
@@ -43,14 +44,20 @@ class GradeOptions:
     """How to grade a batch.
 
     Attributes:
-        jobs: submissions executed at once (default: the number of cores).
+        jobs: submissions executed at once by the local executor (default: the number of cores).
         force: grade again submissions that already have a result.
         limits: per-submission limits.
+        executor: ``"local"`` (threads on this machine), ``"dask"`` (a Dask cluster at ``scheduler``), a
+            ``distributed.Client`` or a Dask cluster object (``LocalCluster``, ``KubeCluster``, a Dask Gateway
+            cluster), or an executor object (``autograder.grading.executors``).
+        scheduler: the Dask scheduler address for ``executor="dask"`` (default: ``$DASK_SCHEDULER_ADDRESS``).
     """
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
     force: bool = False
     limits: Limits = field(default_factory=Limits)
+    executor: Any = "local"
+    scheduler: str | None = None
 
 
 Listener = Callable[[str, SubmissionResult | int], None]
@@ -188,13 +195,16 @@ def grade(
         A ``BatchResult`` with one entry per submission found, graded now or earlier.
 
     Raises:
-        GradingError: the batch cannot start; nothing was graded.
+        GradingError: the batch cannot start (nothing was graded), or its Dask cluster was lost (what was
+            recorded is kept; a rerun grades the rest).
     """
     options = options or GradeOptions()
-    if options.limits.threads == 0:
-        options = replace(options, limits=replace(options.limits, threads=max(1, (os.cpu_count() or 1) // max(1, options.jobs))))
     notify = listener or (lambda kind, payload: None)
     preflight(course_root, assignment)
+    try:
+        executor = make_executor(options.executor, options.jobs, options.scheduler)
+    except ExecutorError as error:
+        raise GradingError(str(error)) from error
     expected = notebook(course_root, "source", assignment).name
     release_nb = notebook(course_root, "release", assignment)
     source = source or course_root / "submitted"
@@ -232,22 +242,9 @@ def grade(
                 finish(_record_ungradable(course_root, assignment, submission))
             else:
                 runnable.append(submission)
-        with ThreadPoolExecutor(max_workers=max(1, options.jobs)) as pool:
-            pending: dict[Future, tuple[Submission, Path]] = {}
-            for index, submission in enumerate(runnable):
-                scratch = work / "run" / f"{index:05d}"
-                scratch.mkdir(parents=True)
-                submitted = course_root / "submitted" / submission.student / assignment
-                future = pool.submit(execute_submission, course_root, template, assignment, submission.student, submitted, scratch, options.limits)
-                pending[future] = (submission, scratch)
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    submission, scratch = pending.pop(future)
-                    try:
-                        execution = future.result()
-                    except Exception as error:  # noqa: BLE001 - a worker failure is this submission's status
-                        execution = Execution(Status.GRADER_ERROR, f"the worker failed: {error}"[:300], None, 0.0, 0.0, 0.0)
-                    finish(_record(course_root, assignment, submission, execution, release_nb))
-                    shutil.rmtree(scratch, ignore_errors=True)
+        try:
+            for submission, execution in executor.execute(course_root, template, assignment, runnable, work / "run", options.limits):
+                finish(_record(course_root, assignment, submission, execution, release_nb))
+        except ExecutorError as error:
+            raise GradingError(str(error)) from error
     return BatchResult(assignment, [results[student] for student in sorted(results)])

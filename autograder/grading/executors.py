@@ -1,0 +1,331 @@
+"""Where submissions are executed: threads on this machine, or tasks on a Dask cluster.
+
+An executor runs ``worker.execute_submission`` for each submission and yields ``(submission, Execution)``
+pairs as they complete; the pipeline records each pair in the course's gradebook as it arrives, so the
+coordinating process stays the only writer whichever executor ran the notebooks.
+
+- ``LocalExecutor``: ``jobs`` threads, each watching one grading process on this machine.
+- ``DaskExecutor``: one Dask task per submission. The task receives bytes only (the course's
+  ``nbgrader_config.py``, ``release/<assignment>/``, the template gradebook, the student's submitted files,
+  the limits), rebuilds a small course in a temporary folder on the worker, runs ``execute_submission`` there
+  with the same limits as local grading, and returns plain data: the status, reason, usage and the executed
+  notebook as JSON text. No Python object of the student ever leaves the worker. A worker that dies mid-task
+  makes Dask run the task on another worker; a task that every worker it touches dies under ends, after the
+  scheduler's ``allowed-failures``, as ``KilledWorker``, and its submission as ``grader_error``.
+
+``dask.distributed`` is imported only by ``DaskExecutor``: the base install grades locally without it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, replace
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Iterator, Protocol
+
+from autograder.course import CONFIG_NAME
+from autograder.grading.results import Status
+from autograder.grading.submissions import Submission
+from autograder.grading.worker import Execution, Limits, execute_submission
+
+SCHEDULER_ENV_VAR = "DASK_SCHEDULER_ADDRESS"
+EXECUTORS = ("local", "dask")
+DASK_EXTRA_HINT = "pip install 'autograder[dask]'"
+CONNECT_TIMEOUT = "30s"
+
+Completed = Iterator[tuple[Submission, Execution]]
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot run: dask is not installed, no scheduler address, the scheduler cannot be reached."""
+
+
+class Executor(Protocol):
+    """Runs submissions and yields each ``(submission, execution)`` as it completes."""
+
+    def execute(
+        self, course_root: Path, template_db: Path, assignment: str, submissions: list[Submission], work: Path, limits: Limits
+    ) -> Completed:
+        """Execute ``submissions`` (staged in ``course_root/submitted/<student>/<assignment>/``).
+
+        Args:
+            template_db: the gradebook from ``prepare_template``.
+            work: an empty folder for scratch files; an execution's notebook lives there until the consumer
+                asks for the next pair.
+            limits: the per-submission limits.
+        """
+        ...
+
+
+def _failure(reason: str) -> Execution:
+    return Execution(Status.GRADER_ERROR, reason[:300], None, 0.0, 0.0, 0.0)
+
+
+class LocalExecutor:
+    """``jobs`` submissions at once on this machine, each in its own grading process watched by a thread."""
+
+    def __init__(self, jobs: int | None = None) -> None:
+        self.jobs = max(1, jobs if jobs is not None else os.cpu_count() or 1)
+
+    def execute(
+        self, course_root: Path, template_db: Path, assignment: str, submissions: list[Submission], work: Path, limits: Limits
+    ) -> Completed:
+        if limits.threads == 0:
+            limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // self.jobs))
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            pending: dict[Future, tuple[Submission, Path]] = {}
+            for index, submission in enumerate(submissions):
+                scratch = work / f"{index:05d}"
+                scratch.mkdir(parents=True)
+                submitted = course_root / "submitted" / submission.student / assignment
+                future = pool.submit(execute_submission, course_root, template_db, assignment, submission.student, submitted, scratch, limits)
+                pending[future] = (submission, scratch)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    submission, scratch = pending.pop(future)
+                    try:
+                        execution = future.result()
+                    except Exception as error:  # noqa: BLE001 - a worker failure is this submission's status
+                        execution = _failure(f"the worker failed: {error}")
+                    yield submission, execution
+                    shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- what travels to a Dask worker, and back --------------------------------------------------------------
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    """Every regular file under ``folder``: relative POSIX path -> bytes (links and special files left out)."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and not path.is_symlink():
+            files[path.relative_to(folder).as_posix()] = path.read_bytes()
+    return files
+
+
+def _write_files(files: dict[str, bytes], into: Path) -> None:
+    """Write ``files`` (from ``_folder_files``) under ``into``, refusing paths that would leave it."""
+    for name, data in files.items():
+        relative = PurePosixPath(name)
+        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+            raise ValueError(f"refusing to write {name!r} outside the work folder")
+        target = into.joinpath(*relative.parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def course_payload(course_root: Path, template_db: Path, assignment: str) -> dict[str, Any]:
+    """What every grading task of a batch needs from the course: its configuration, ``release/<assignment>/``
+    and the template gradebook, as bytes (built once by the coordinator, shared by the batch's tasks)."""
+    return {
+        "assignment": assignment,
+        "config": (course_root / CONFIG_NAME).read_bytes(),
+        "release": _folder_files(course_root / "release" / assignment),
+        "template": template_db.read_bytes(),
+    }
+
+
+def job_payload(course_root: Path, assignment: str, submission: Submission, limits: Limits) -> dict[str, Any]:
+    """One submission's task input: the student's name, submitted files (bytes) and the limits."""
+    submitted = course_root / "submitted" / submission.student / assignment
+    return {"student": submission.student, "submitted": _folder_files(submitted), "limits": asdict(limits)}
+
+
+def _worker_threads() -> int:
+    """The math-library threads for one kernel on this Dask worker: its cores / its task threads."""
+    from dask.system import cpu_count
+
+    try:
+        from distributed import get_worker
+
+        slots = get_worker().state.nthreads
+    except (ImportError, ValueError, AttributeError):
+        slots = 1
+    return max(1, cpu_count() // max(1, slots))
+
+
+def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
+    """The Dask task: execute one submission on this worker and return plain data.
+
+    Rebuilds a course holding only ``nbgrader_config.py`` and ``release/<assignment>/``, plus the student's
+    ``submitted/`` folder, in a temporary folder; runs ``execute_submission`` under the shipped limits (a
+    ``threads`` of 0 becomes this worker's cores per task thread); removes the folder.
+
+    Returns:
+        ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
+        ``notebook_name`` and ``notebook`` (the executed notebook's JSON text; both None when execution
+        failed): strings and numbers only.
+    """
+    assignment, student = course["assignment"], job["student"]
+    limits = Limits(**job["limits"])
+    if limits.threads == 0:
+        limits = replace(limits, threads=_worker_threads())
+    with tempfile.TemporaryDirectory(prefix="autograder-task-") as tmp:
+        root = Path(tmp)
+        course_root = root / "course"
+        _write_files({CONFIG_NAME: course["config"]}, course_root)
+        _write_files(course["release"], course_root / "release" / assignment)
+        template = root / "gradebook.db"
+        template.write_bytes(course["template"])
+        submitted = course_root / "submitted" / student / assignment
+        submitted.mkdir(parents=True)
+        _write_files(job["submitted"], submitted)
+        work = root / "work"
+        work.mkdir()
+        execution = execute_submission(course_root, template, assignment, student, submitted, work, limits)
+        notebook = execution.notebook
+        return {
+            "status": execution.status.value,
+            "reason": str(execution.reason),
+            "seconds": float(execution.seconds),
+            "cpu_seconds": float(execution.cpu_seconds),
+            "peak_memory_mb": float(execution.peak_memory_mb),
+            "notebook_name": notebook.name if notebook is not None else None,
+            "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
+        }
+
+
+def execution_from_payload(payload: Any, scratch: Path) -> Execution:
+    """The ``Execution`` of a task's returned data; its notebook is written into ``scratch``.
+
+    Raises:
+        ValueError: the data is not what ``grade_on_worker`` returns.
+    """
+    if not isinstance(payload, dict):
+        raise ValueError(f"a grading task returned {type(payload).__name__}, not a dict")
+    status = Status(payload["status"])
+    notebook = None
+    if payload.get("notebook") is not None:
+        name = Path(str(payload.get("notebook_name") or "executed.ipynb")).name
+        if not name.endswith(".ipynb") or name.startswith("."):
+            raise ValueError(f"a grading task returned a notebook named {name!r}")
+        scratch.mkdir(parents=True, exist_ok=True)
+        notebook = scratch / name
+        notebook.write_text(str(payload["notebook"]), encoding="utf-8")
+    return Execution(
+        status, str(payload.get("reason", "")), notebook,
+        float(payload.get("seconds", 0.0)), float(payload.get("cpu_seconds", 0.0)), float(payload.get("peak_memory_mb", 0.0)),
+    )
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _import_distributed():
+    try:
+        import distributed
+    except ImportError as error:
+        raise ExecutorError(f"the dask executor needs dask.distributed, which is not installed: {DASK_EXTRA_HINT}") from error
+    return distributed
+
+
+class DaskExecutor:
+    """One Dask task per submission on a Dask cluster (``grade_on_worker``), recorded here as results arrive.
+
+    Args:
+        cluster: a scheduler address (``tcp://host:8786``), a ``distributed.Client``, or a cluster object
+            (``LocalCluster``, ``KubeCluster``, ``SLURMCluster``, a Dask Gateway cluster: anything with a
+            ``scheduler_address``). None: ``$DASK_SCHEDULER_ADDRESS``. A client or cluster given here is left
+            open; a client this executor opens is closed when the batch ends.
+        retries: extra tries of a task that raised an error (the grader's own failure, e.g. a full disk on one
+            worker). A task whose *worker died* is rescheduled by the scheduler instead, up to its
+            ``distributed.scheduler.allowed-failures`` (default 3) deaths, then fails as ``KilledWorker``.
+        task: the function run on workers (default ``grade_on_worker``); it must take and return the same data.
+
+    Raises:
+        ExecutorError: dask.distributed is not installed, or no scheduler address is known.
+    """
+
+    def __init__(self, cluster: Any = None, retries: int = 1, task: Callable[[dict, dict], dict] | None = None) -> None:
+        _import_distributed()
+        if cluster is None:
+            cluster = os.environ.get(SCHEDULER_ENV_VAR) or None
+        if cluster is None or (isinstance(cluster, str) and not cluster.strip()):
+            raise ExecutorError(
+                f"the dask executor needs a scheduler address: pass --scheduler tcp://HOST:8786 or set {SCHEDULER_ENV_VAR}"
+            )
+        self.cluster = cluster.strip() if isinstance(cluster, str) else cluster
+        self.retries = retries
+        self.task = task or grade_on_worker
+
+    def _connect(self):
+        """The client to submit through, and whether this executor opened it (and must close it)."""
+        distributed = _import_distributed()
+        if isinstance(self.cluster, distributed.Client):
+            return self.cluster, False
+        try:
+            return distributed.Client(self.cluster, timeout=CONNECT_TIMEOUT, set_as_default=False), True
+        except (OSError, TimeoutError) as error:
+            where = self.cluster if isinstance(self.cluster, str) else getattr(self.cluster, "scheduler_address", self.cluster)
+            raise ExecutorError(f"cannot reach the Dask scheduler at {where}: {error}") from error
+
+    def execute(
+        self, course_root: Path, template_db: Path, assignment: str, submissions: list[Submission], work: Path, limits: Limits
+    ) -> Completed:
+        if not submissions:
+            return
+        distributed = _import_distributed()
+        from distributed.scheduler import KilledWorker
+
+        client, opened = self._connect()
+        token = uuid.uuid4().hex
+        futures: dict[Any, tuple[Submission, Path]] = {}
+        try:
+            course = client.submit(_identity, course_payload(course_root, template_db, assignment), key=f"autograder-course-{token}")
+            for index, submission in enumerate(submissions):
+                job = job_payload(course_root, assignment, submission, limits)
+                future = client.submit(self.task, course, job, key=f"autograder-grade-{token}-{index:05d}", retries=self.retries)
+                futures[future] = (submission, work / f"{index:05d}")
+            for future in distributed.as_completed(list(futures), loop=client.loop):
+                submission, scratch = futures.pop(future)
+                try:
+                    execution = execution_from_payload(future.result(), scratch)
+                except CancelledError as error:
+                    raise ExecutorError(
+                        f"the Dask cluster dropped the task of {submission.student} (scheduler lost or restarted?): {error}; "
+                        "the results recorded so far are saved, run the same command again to grade the rest"
+                    ) from error
+                except KilledWorker as error:
+                    killed = getattr(error, "allowed_failures", None)
+                    count = f"{killed + 1} grading workers" if isinstance(killed, int) else "its grading workers"
+                    execution = _failure(f"killed {count}; marked failed")
+                except Exception as error:  # noqa: BLE001 - a task failure is this submission's status
+                    execution = _failure(f"the worker failed: {error}")
+                future.release()
+                yield submission, execution
+                shutil.rmtree(scratch, ignore_errors=True)
+        finally:
+            for future in futures:
+                future.cancel()
+            if opened:
+                client.close()
+
+
+def make_executor(executor: Any = "local", jobs: int | None = None, scheduler: str | None = None) -> Executor:
+    """The executor that ``GradeOptions(executor=..., jobs=..., scheduler=...)`` asks for.
+
+    Args:
+        executor: ``"local"``; ``"dask"`` (with ``scheduler`` or ``$DASK_SCHEDULER_ADDRESS``); a
+            ``distributed.Client`` or cluster object; or an object with an ``execute`` method, used as is.
+        jobs: submissions at once for ``"local"``.
+        scheduler: the Dask scheduler address for ``"dask"``.
+
+    Raises:
+        ExecutorError: an unknown name, dask not installed, or no scheduler address for ``"dask"``.
+    """
+    if isinstance(executor, str):
+        if executor == "local":
+            return LocalExecutor(jobs)
+        if executor == "dask":
+            return DaskExecutor(scheduler)
+        raise ExecutorError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if hasattr(executor, "execute"):
+        return executor
+    return DaskExecutor(executor)
+

@@ -1,0 +1,269 @@
+"""Grading on a Dask cluster: the same scores as local grading, dying workers, and the optional dependency.
+
+The batch runs on a ``LocalCluster`` of two worker processes on the loopback interface. To make a *Dask worker*
+die (a student's ``os._exit`` only ends the kernel, a subprocess of the worker), the executor is given a task
+function that wraps the real one, ``grade_on_worker``, and ends its own worker process for two chosen students
+before grading, as a segfault or the kernel's OOM killer would: ``crash_every_worker`` on every try,
+``crash_once`` on its first try only (a marker file remembers it). The wrapper is pickled by value, so the workers
+need not import this test module.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.course import scratch_course
+from autograder.grading.demo import fill, solution_snippets
+from autograder.grading.executors import DaskExecutor, ExecutorError, LocalExecutor, grade_on_worker, make_executor
+from autograder.grading.pipeline import GradeOptions, grade, load_results, results_folder
+from autograder.grading.results import Status
+from autograder.grading.worker import Limits
+from autograder.nbgrader_api import cell_grades, in_course
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ASSIGNMENT = "01_gradient_descent"
+NOTEBOOK = f"{ASSIGNMENT}.ipynb"
+CELL_TIMEOUT = 40
+"""Seconds per cell: the slowest honest cell of 01_gradient_descent takes a few seconds, even on a busy machine."""
+LIMITS = Limits(cell_timeout=CELL_TIMEOUT, cpu_seconds=300, memory_mb=4096, wall_seconds=600)
+ALLOWED_FAILURES = 1
+"""The test scheduler's ``allowed-failures``: a task is tried on at most 2 workers that die under it."""
+CRASH_EVERY_WORKER = "crash_every_worker"
+CRASH_ONCE = "crash_once"
+BLOCK_DASK = "import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "
+"""Python code making ``import dask`` and ``import distributed`` fail, as in an install without the extra."""
+
+LOOP_AT_DEFINITION = "while True:\n    pass\n"
+EXIT_KERNEL = "import os\nos._exit(1)\n"
+
+
+def make_course(into: Path) -> Path:
+    course = scratch_course(REPO_ROOT, into)
+    shutil.copytree(REPO_ROOT / "release", course / "release")
+    return course
+
+
+def answers(course: Path, **changed: str) -> nbformat.NotebookNode:
+    """The release notebook with every blank solved, except those in ``changed`` (blank -> answer cell)."""
+    snippets = solution_snippets(course / "source" / ASSIGNMENT / NOTEBOOK)
+    snippets.update(changed)
+    return fill(course / "release" / ASSIGNMENT / NOTEBOOK, snippets)
+
+
+def put(folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
+    target = folder / student / ASSIGNMENT / NOTEBOOK
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+
+
+def write_batch(course: Path, into: Path, crashers: bool) -> None:
+    """The batch: correct, partly done, an endless loop, a kernel that exits; with ``crashers``, two copies of
+    the correct notebook whose tasks end their Dask workers."""
+    stub = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    stub_mae = next(c.source for c in stub.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "mae")
+    put(into, "reference", answers(course))
+    put(into, "partial", answers(course, mae=stub_mae))
+    put(into, "loops", answers(course, mae=LOOP_AT_DEFINITION))
+    put(into, "exits", answers(course, mae=EXIT_KERNEL))
+    if crashers:
+        put(into, CRASH_EVERY_WORKER, answers(course))
+        put(into, CRASH_ONCE, answers(course))
+
+
+def grade_or_end_the_worker(markers: str, course: dict, job: dict) -> dict:
+    """``grade_on_worker``, except that it ends this Dask worker's process for the crashing students."""
+    student = job["student"]
+    if student == CRASH_EVERY_WORKER:
+        os._exit(17)
+    if student == CRASH_ONCE:
+        marker = Path(markers) / student
+        if not marker.exists():
+            marker.write_text(str(os.getpid()))
+            os._exit(17)
+    return grade_on_worker(course, job)
+
+
+@pytest.fixture(scope="module")
+def cluster(fastai_home):
+    """Two single-threaded worker processes on 127.0.0.1, with a scheduler that gives up on a task after
+    ``ALLOWED_FAILURES + 1`` workers died under it and sends each worker one task at a time."""
+    dask = pytest.importorskip("dask")
+    distributed = pytest.importorskip("distributed")
+    settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": 1.0}
+    with dask.config.set(settings):
+        local = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        )
+    with local:
+        yield local
+
+
+def summarize(batch) -> dict[str, tuple[Status, list[tuple[str, float, float]]]]:
+    return {r.student: (r.status, [(c.blank, c.score, c.max_score) for c in r.cells]) for r in batch.submissions}
+
+
+def submitted_students(course: Path) -> list[str]:
+    """The student of every submission of the assignment in the course's gradebook (one entry each)."""
+    from nbgrader.api import Gradebook
+
+    with in_course(course), Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        return sorted(s.student.id for s in gradebook.assignment_submissions(ASSIGNMENT))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, cluster):
+    """The batch graded locally through the CLI in a process where dask cannot be imported, and on the cluster
+    (with the two crashing students) through the Python API."""
+    import cloudpickle
+    from distributed import Client
+
+    root = tmp_path_factory.mktemp("dask-grading")
+    local_course, dask_course = make_course(root / "local"), make_course(root / "dask")
+    write_batch(local_course, root / "incoming-local", crashers=False)
+    write_batch(dask_course, root / "incoming-dask", crashers=True)
+    cli = [sys.executable, "-c", BLOCK_DASK + "from autograder.cli import main; main()", "grade", ASSIGNMENT,
+           "--course", str(local_course), "--input", str(root / "incoming-local"), "-j", "2", "--cell-timeout", str(CELL_TIMEOUT)]
+    local_run = subprocess.run(cli, capture_output=True, text=True, timeout=900)
+    assert local_run.returncode == 0, local_run.stdout[-3000:] + local_run.stderr[-3000:]
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    markers = root / "markers"
+    markers.mkdir()
+    events = []
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            executor = DaskExecutor(client, task=functools.partial(grade_or_end_the_worker, str(markers)))
+            options = GradeOptions(executor=executor, limits=LIMITS)
+            on_dask = grade(dask_course, ASSIGNMENT, root / "incoming-dask", options, lambda kind, payload: events.append((kind, payload)))
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    return {"local": (local_course, load_results(local_course, ASSIGNMENT)), "dask": (dask_course, on_dask), "events": events}
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_dask_grades_like_local_and_survives_workers_that_die(graded):
+    local_course, local = graded["local"]
+    dask_course, on_dask = graded["dask"]
+    local_results, dask_results = summarize(local), summarize(on_dask)
+
+    # the same submissions get identical statuses and per-cell scores with both executors
+    shared = sorted(local_results)
+    assert shared == ["exits", "loops", "partial", "reference"]
+    assert {s: dask_results[s] for s in shared} == local_results
+
+    # and the statuses the limits and failures call for
+    by_student = {r.student: r for r in on_dask.submissions}
+    assert by_student["reference"].status == Status.GRADED and by_student["reference"].score == 10.0
+    assert by_student["partial"].status == Status.GRADED and by_student["partial"].score == 8.0
+    assert by_student["loops"].status == Status.TIMEOUT and "mae" in by_student["loops"].reason
+    assert by_student["loops"].score == 8.0
+    assert by_student["exits"].status == Status.KERNEL_DIED and by_student["exits"].score == 0.0
+
+    # a task whose worker died once is retried on another worker and graded once
+    assert dask_results[CRASH_ONCE] == dask_results["reference"]
+
+    # a submission that kills every worker it touches is marked failed after a bounded number of tries
+    failed = by_student[CRASH_EVERY_WORKER]
+    assert failed.status == Status.GRADER_ERROR, failed
+    assert failed.reason == f"killed {ALLOWED_FAILURES + 1} grading workers; marked failed"
+    assert failed.score == 0.0 and failed.max_score == 10.0
+
+    # the coordinator recorded exactly one gradebook submission and one saved result per student
+    everyone = sorted(dask_results)
+    assert submitted_students(dask_course) == everyone
+    for student in everyone:
+        cells = [g.cell for g in cell_grades(dask_course, ASSIGNMENT, student)]
+        assert len(cells) == len(set(cells)) == 6, (student, cells)
+    assert sorted(p.stem for p in results_folder(dask_course, ASSIGNMENT).glob("*.json")) == everyone
+    assert submitted_students(local_course) == shared
+
+    # progress: one "start", then one "done" per submission, as for local grading
+    events = graded["events"]
+    assert events[0] == ("start", len(everyone))
+    assert sorted(payload.student for kind, payload in events[1:]) == everyone
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_the_cli_grades_on_a_dask_scheduler(tmp_path, cluster):
+    from click.testing import CliRunner
+
+    from autograder import cli
+
+    course = make_course(tmp_path / "course")
+    quits = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    first = next(cell for cell in quits.cells if cell.cell_type == "code")
+    first.source = EXIT_KERNEL  # the kernel ends before importing torch: a quick round trip through a worker
+    put(tmp_path / "incoming", "quits_early", quits)
+    args = ["grade", ASSIGNMENT, "--course", str(course), "--input", str(tmp_path / "incoming"),
+            "--executor", "dask", "--scheduler", cluster.scheduler_address, "--cell-timeout", str(CELL_TIMEOUT)]
+    result = CliRunner().invoke(cli.main, args)
+    assert result.exit_code == 0, result.output
+    assert "quits_early" in result.output and "kernel_died" in result.output
+    (saved,) = load_results(course, ASSIGNMENT).submissions
+    assert saved.status == Status.KERNEL_DIED and saved.score == 0.0 and saved.max_score == 10.0
+
+
+def test_the_cli_asks_for_a_scheduler_with_the_dask_executor(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from autograder import cli
+
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    result = CliRunner().invoke(cli.main, ["grade", ASSIGNMENT, "--course", str(REPO_ROOT), "--executor", "dask"])
+    assert result.exit_code == 2, result.output
+    assert "--executor dask needs --scheduler ADDRESS" in result.output
+
+
+def test_the_local_executor_needs_no_dask(monkeypatch):
+    """Importing the grading code loads no dask, and with dask unimportable the local executor is still made
+    while the dask executor names the missing extra."""
+    code = "import sys; import autograder.cli, autograder.grading.pipeline, autograder.grading.executors; " \
+           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert imported.returncode == 0, imported.stderr[-2000:]
+    assert imported.stdout.strip() == "[]"
+
+    monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    assert isinstance(make_executor("local", jobs=2), LocalExecutor)
+    with pytest.raises(ExecutorError, match=r"pip install 'autograder\[dask\]'"):
+        make_executor("dask", scheduler="tcp://127.0.0.1:8786")
+
+
+def test_the_dask_executor_needs_an_address(monkeypatch):
+    pytest.importorskip("distributed")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    with pytest.raises(ExecutorError, match="needs a scheduler address"):
+        make_executor("dask")
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
+    assert make_executor("dask").cluster == "tcp://127.0.0.1:8786"
+    with pytest.raises(ExecutorError, match="unknown executor"):
+        make_executor("spark")
+
+
+def test_payloads_stay_inside_the_work_folder_and_come_back_as_plain_data(tmp_path):
+    from autograder.grading.executors import _write_files, execution_from_payload
+
+    with pytest.raises(ValueError, match="outside"):
+        _write_files({"../escape.txt": b"x"}, tmp_path / "in")
+    with pytest.raises(ValueError, match="outside"):
+        _write_files({"/etc/escape": b"x"}, tmp_path / "in")
+    assert not (tmp_path / "escape.txt").exists()
+    payload = {"status": "graded", "reason": "", "seconds": 1.5, "cpu_seconds": 1.0, "peak_memory_mb": 10.0,
+               "notebook_name": "../../x.ipynb", "notebook": "{}"}
+    execution = execution_from_payload(payload, tmp_path / "scratch")
+    assert execution.status == Status.GRADED and execution.notebook == tmp_path / "scratch" / "x.ipynb"
+    with pytest.raises(ValueError):
+        execution_from_payload({**payload, "notebook_name": "x.py"}, tmp_path / "scratch")
+    with pytest.raises(ValueError):
+        execution_from_payload(["not", "a", "dict"], tmp_path / "scratch")
