@@ -3,7 +3,7 @@
 Inside the submission's work folder::
 
     kernel/     the kernel's working folder and HOME: the only place it may write (owned by the sandbox user)
-    ../../sandbox-data/  the batch's read-only copy of the MNIST sample (see ``stage_data``)
+    ../.sandbox-shared/  what the batch's kernels share read-only: the MNIST sample and matplotlib's font cache
     channel/    the checker's Unix socket (the kernel may connect to it, nothing else)
     private/    the checker's configuration and reports, the kernel's refusal log (never readable by the kernel)
     jupyter/    the kernel spec that starts ``kernel_boot.py``
@@ -34,6 +34,7 @@ MAX_FILE_BYTES = 512 * 2**20
 MAX_PROCESSES = 512
 SYSTEM_READABLE = ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc", "/dev", "/sys", "/proc", "/opt")
 PRELOAD = ("torch",)
+SHARED = ".sandbox-shared"
 
 
 @dataclass(frozen=True)
@@ -187,8 +188,9 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
             folder.chmod(folder.stat().st_mode | 0o711)
     private.chmod(0o700)
     channel.chmod(0o711)
-    data = stage_data(work.parents[1] / "sandbox-data", hard_links=user is not None)
-    shutil.copytree(stage_matplotlib(work.parents[1] / "sandbox-config"), kernel / ".matplotlib")
+    data = stage_data(shared, hard_links=user is not None)
+    shared = work.parent / SHARED
+    shutil.copytree(stage_matplotlib(shared), kernel / ".matplotlib")
     fastai_home = kernel / ".fastai"
     (fastai_home / "data").mkdir(parents=True)
     if data is not None:
