@@ -188,8 +188,8 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
             folder.chmod(folder.stat().st_mode | 0o711)
     private.chmod(0o700)
     channel.chmod(0o711)
-    data = stage_data(shared, hard_links=user is not None)
     shared = work.parent / SHARED
+    data = stage_data(shared, hard_links=user is not None)
     shutil.copytree(stage_matplotlib(shared), kernel / ".matplotlib")
     fastai_home = kernel / ".fastai"
     (fastai_home / "data").mkdir(parents=True)
