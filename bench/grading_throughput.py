@@ -1,0 +1,1116 @@
+"""Grading throughput of ``04_mnist_sgd``: bare execution, serial ``nbgrader autograde``, ``autograder grade``.
+
+Run by hand, on an otherwise idle machine, from the repository root with ``.venv/bin`` on PATH:
+
+    python bench/grading_throughput.py --n 20 --out bench/RESULTS.md
+
+In one run on one machine it
+
+1. builds N submissions of ``04_mnist_sgd`` (correct and wrong answers, alternating), in nbgrader's layout;
+2. times, each in its own fresh scratch course under a temporary folder:
+   - ``bare``: every submitted notebook executed with nbclient, one after the other, in one process (same
+     kernel, same cell timeout as grading; no hidden tests, no gradebook): the floor for any grader;
+   - ``nbgrader``: stock ``nbgrader autograde`` of all students in one call (serial; its in-kernel checks);
+   - ``j1`` and ``j2``: ``autograder grade ... -j 1`` and ``-j 2`` through the CLI (``--force``);
+   - ``dask`` and ``local_j2`` (only where ``autograder grade`` has ``--executor`` and dask is installed):
+     the same submissions on a two-worker ``dask.distributed.LocalCluster`` against ``--executor local -j 2``;
+3. times the reference training (``autograder.reference``) against the fastbook-style loop (a PyTorch
+   ``DataLoader`` over ``list(zip(x, y))``, batch 256) from the same start to the same accuracy;
+4. prints per-submission medians, throughput, the ratios, the bars, peak memory per worker, and writes
+   them with the machine and the exact command to a Markdown report (and, with ``--json``, the raw figures).
+
+While a row runs, its process tree is sampled with psutil: "peak MiB per worker" is the largest resident
+memory (RSS summed over the processes) of one grading process tree, i.e. the grading process with its
+kernel, which is also what ``--memory-limit`` watches.
+
+``--smoke`` runs every row once with N=2 and tiny training settings, to prove the script works (CI runs it
+and asserts nothing about time); its report goes to a temporary file unless ``--out`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ASSIGNMENT = "04_mnist_sgd"
+WORKER_MARKER = "autograder.grading.nbgrader_worker"
+SAMPLE_SECONDS = 0.2
+MANUAL_SECTION = "## Where the time goes"
+
+BARS = {
+    "j2_vs_nbgrader": 2.0,  # autograder grade -j 2 throughput / serial nbgrader autograde throughput, at least
+    "j1_overhead": 0.10,  # autograder grade -j 1 wall time over bare execution, at most
+    "minutes_for_200": 15.0,  # 200 submissions at -j 2, at most (minutes)
+    "dask_vs_local": 1.15,  # --executor dask wall time / --executor local -j 2 wall time, at most
+}
+DASK_COURSE, DASK_MINUTES = 5000, 30
+
+ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "local_j2", "dask")
+ROW_LABELS = {
+    "bare": "bare execution (nbclient, serial)",
+    "nbgrader": "nbgrader autograde (serial)",
+    "j1": "autograder grade -j 1",
+    "j2": "autograder grade -j 2",
+    "local_j2": "autograder grade --executor local -j 2",
+    "dask": "autograder grade --executor dask (2 workers)",
+}
+LATENCY_MEANING = {
+    "bare": "nbclient execution of one notebook (kernel start included)",
+    "nbgrader": "interval between two students' autograded notebooks being written",
+    "j1": "the worker's wall time for one submission (`seconds` in its result)",
+    "j2": "the worker's wall time for one submission (`seconds` in its result)",
+    "local_j2": "the worker's wall time for one submission (`seconds` in its result)",
+    "dask": "the worker's wall time for one submission (`seconds` in its result)",
+}
+SECTIONS = (
+    "## Machine",
+    "## Command",
+    "## Submissions",
+    "## Grading",
+    "## Ratios",
+    "## Reference training vs the fastbook loop",
+    "## Bars",
+    "## 200 submissions",
+    "## Dask executor",
+    MANUAL_SECTION,
+)
+"""The report's sections, in order (the smoke test checks that each is there)."""
+
+
+# ----------------------------------------------------------------------------------------------- figures
+
+
+@dataclass
+class Row:
+    """One measured way of getting N submissions through.
+
+    Attributes:
+        key: ``bare``, ``nbgrader``, ``j1``, ``j2``, ``local_j2`` or ``dask``.
+        command: the command that was timed (temporary paths shown as ``$WORK``).
+        wall: seconds from start to the last submission done, the whole command included.
+        latencies: seconds per submission (see ``LATENCY_MEANING``).
+        completions: seconds from the start at which each submission was done, sorted.
+        peak_worker_mb: the largest RSS of one grading process tree (grading process + kernel).
+        peak_total_mb: the largest RSS of everything the command ran at once.
+        scores: student -> total points (graded rows only).
+        statuses: status -> count (autograder rows only).
+        cpu: CPU seconds (user + system) of every process of the row.
+        load: the 1-minute load average before and after the row.
+        exit_code: the command's exit status.
+    """
+
+    key: str
+    command: str
+    n: int
+    wall: float
+    latencies: list[float]
+    completions: list[float] = field(default_factory=list)
+    peak_worker_mb: float = 0.0
+    peak_total_mb: float = 0.0
+    scores: dict[str, float] = field(default_factory=dict)
+    statuses: dict[str, int] = field(default_factory=dict)
+    cpu: float = 0.0
+    load: tuple[float, float] = (0.0, 0.0)
+    exit_code: int = 0
+
+    @property
+    def label(self) -> str:
+        return ROW_LABELS[self.key]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.latencies) if self.latencies else float("nan")
+
+    @property
+    def per_submission(self) -> float:
+        """Wall seconds per submission, start-up costs spread over the N."""
+        return self.wall / self.n
+
+    @property
+    def cpu_per_submission(self) -> float:
+        return self.cpu / self.n
+
+    @property
+    def throughput(self) -> float:
+        """Submissions per minute."""
+        return 60.0 * self.n / self.wall
+
+    def figures(self) -> dict:
+        data = asdict(self)
+        data.update(label=self.label, median=self.median, per_submission=self.per_submission, throughput=self.throughput,
+                    cpu_per_submission=self.cpu_per_submission)
+        return data
+
+
+@dataclass
+class TrainingRun:
+    """One training loop timed per epoch: cumulative wall seconds and validation accuracy after each epoch."""
+
+    name: str
+    seconds: list[float]
+    accuracies: list[float]
+
+    def to_reach(self, target: float) -> tuple[int, float]:
+        """(epochs, wall seconds) until the validation accuracy first reaches ``target``."""
+        for epoch, (seconds, accuracy) in enumerate(zip(self.seconds, self.accuracies), start=1):
+            if accuracy >= target:
+                return epoch, seconds
+        return len(self.seconds), float("inf")
+
+
+@dataclass
+class Training:
+    """The reference loop against the fastbook-style loop (median of the repeats)."""
+
+    epochs: int
+    lr: float
+    batch_size: int
+    repeats: int
+    target: float
+    reference_epochs: int
+    reference_seconds: float
+    reference_accuracy: float
+    reference_total: float
+    fastbook_epochs: int
+    fastbook_seconds: float
+    fastbook_accuracy: float
+    fastbook_total: float
+    matches_train_linear1: bool
+    threads: int
+
+    @property
+    def ratio(self) -> float:
+        """How many times longer the fastbook loop takes to reach the target accuracy."""
+        return self.fastbook_seconds / self.reference_seconds
+
+    def figures(self) -> dict:
+        return {**asdict(self), "ratio": self.ratio}
+
+
+@dataclass
+class Bench:
+    """Everything one run measured."""
+
+    n: int
+    smoke: bool
+    mix: dict[str, str]
+    cell_timeout: int
+    command: str
+    date: str
+    machine: dict
+    work: str
+    rows: dict[str, Row] = field(default_factory=dict)
+    training: Training | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+    def figures(self) -> dict:
+        return {
+            "n": self.n, "smoke": self.smoke, "mix": self.mix, "cell_timeout": self.cell_timeout, "command": self.command,
+            "date": self.date, "machine": self.machine, "rows": {k: r.figures() for k, r in self.rows.items()},
+            "training": self.training.figures() if self.training else None, "notes": self.notes,
+            "ratios": ratios(self), "bars": [asdict(b) for b in bars(self)], "extrapolation": extrapolate_200(self),
+            "dask": dask_sizing(self),
+        }
+
+
+# ----------------------------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict:
+    """Cores, memory, CPU model, load and software versions of this machine."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    quota = ""
+    try:
+        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        quota = "none" if limit == "max" else f"{int(limit) / int(period):g} CPUs"
+    except (OSError, ValueError):
+        pass
+    versions = {}
+    for package in ("torch", "nbgrader", "nbclient", "jupyter_client", "ipykernel", "fastai"):
+        try:
+            from importlib.metadata import version
+
+            versions[package] = version(package)
+        except Exception:  # noqa: BLE001 - a missing package is reported as such
+            versions[package] = "-"
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        commit += " (with uncommitted changes)" if dirty else ""
+    except OSError:
+        commit = "-"
+    return {
+        "cpu_model": model,
+        "logical_cores": psutil.cpu_count(logical=True),
+        "physical_cores": psutil.cpu_count(logical=False),
+        "usable_cores": usable,
+        "cgroup_cpu_quota": quota or "-",
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "memory_available_gib": round(psutil.virtual_memory().available / 2**30, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": versions,
+        "commit": commit,
+    }
+
+
+# ----------------------------------------------------------------------------------------------- memory
+
+
+class TreeSampler:
+    """Samples, every 0.2 s in a thread, the resident memory of process trees.
+
+    Args:
+        tops: the processes whose whole trees are watched.
+        groups: the processes whose trees are one "grading process tree" each when no process matches
+            ``marker`` (default: ``tops``).
+        marker: a command-line fragment naming grading processes (``autograder``'s per-submission worker);
+            each matching process with its descendants is one grading process tree.
+    """
+
+    def __init__(self, tops: list[int], groups: list[int] | None = None, marker: str | None = None) -> None:
+        self.tops, self.groups, self.marker = list(tops), list(groups or tops), marker
+        self.peak_group_mb = 0.0
+        self.peak_total_mb = 0.0
+        self._cmdlines: dict[int, str] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def add_top(self, pid: int, group: bool = False) -> None:
+        self.tops.append(pid)
+        if group:
+            self.groups.append(pid)
+
+    def _cmdline(self, proc: psutil.Process) -> str:
+        if proc.pid not in self._cmdlines:
+            try:
+                self._cmdlines[proc.pid] = " ".join(proc.cmdline())
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                return ""
+        return self._cmdlines[proc.pid]
+
+    @staticmethod
+    def _tree(pid: int) -> list[psutil.Process]:
+        try:
+            proc = psutil.Process(pid)
+            return [proc, *proc.children(recursive=True)]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return []
+
+    def sample(self) -> None:
+        procs = {p.pid: p for top in self.tops for p in self._tree(top)}
+        rss = {}
+        for pid, proc in procs.items():
+            try:
+                rss[pid] = proc.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        self.peak_total_mb = max(self.peak_total_mb, sum(rss.values()) / 2**20)
+        roots = [pid for pid, proc in procs.items() if self.marker and self.marker in self._cmdline(proc)] or self.groups
+        for root in roots:
+            group = sum(rss.get(p.pid, 0) for p in self._tree(root))
+            self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(SAMPLE_SECONDS)
+
+
+# ----------------------------------------------------------------------------------------------- setup
+
+
+def env_with_venv() -> dict[str, str]:
+    """This process's environment with this interpreter's ``bin/`` first on PATH (nbgrader runs alembic)."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}
+
+
+def tool(name: str) -> list[str]:
+    """The command that runs console script ``name`` of this environment."""
+    script = Path(sys.executable).parent / name
+    if script.exists():
+        return [str(script)]
+    modules = {"autograder": "autograder.cli", "nbgrader": "nbgrader"}
+    return [sys.executable, "-m", modules[name]]
+
+
+def provision(data: str | None, work: Path) -> Path:
+    """Point FASTAI_HOME at a temporary folder with the MNIST sample (from ``data``), or at the existing one."""
+    from autograder.data import mnist_sample_dir, provision_mnist_sample
+
+    if data:
+        home = work / "fastai"
+        folder = provision_mnist_sample(data, home=home)
+    else:
+        folder = provision_mnist_sample()
+        home = folder.parent.parent
+    assert folder == mnist_sample_dir(home)
+    os.environ["FASTAI_HOME"] = str(home)
+    return folder
+
+
+def warm_up(folder: Path) -> None:
+    """Build the tensor cache of the sample and read the big libraries into the page cache before timing."""
+    from autograder.data import load_mnist_sample
+
+    load_mnist_sample(folder)
+    code = "import fastai.vision.all, nbgrader.apps, nbclient, autograder.checks, autograder.grading.pipeline"
+    subprocess.run([sys.executable, "-c", code], env=env_with_venv(), check=True, capture_output=True)
+
+
+def mix_of(n: int) -> dict[str, str]:
+    """student -> variant: ``correct`` and ``wrong`` alternate, starting with ``correct``."""
+    return {f"student{i:03d}": ("correct" if i % 2 == 0 else "wrong") for i in range(n)}
+
+
+def write_submissions(course_root: Path, mix: dict[str, str], into: Path) -> Path:
+    """Write the students' notebooks in nbgrader's layout ``into/<student>/<assignment>/<notebook>``.
+
+    ``correct`` solves every blank as the source notebook does; ``wrong`` is the demo's partly wrong student
+    (``WRONG_SNIPPETS``: ``BasicOptim.zero_grad`` clears one gradient, ``train_epoch`` steps once per epoch,
+    ``train_model`` returns only the last accuracy), the other blanks solved.
+    """
+    import nbformat
+
+    from autograder.course import notebook
+    from autograder.grading.demo import WRONG_SNIPPETS, fill, solution_snippets
+
+    release = notebook(course_root, "release", ASSIGNMENT)
+    solved = solution_snippets(notebook(course_root, "source", ASSIGNMENT))
+    variants = {"correct": fill(release, solved), "wrong": fill(release, {**solved, **WRONG_SNIPPETS[ASSIGNMENT]})}
+    for student, variant in mix.items():
+        target = into / student / ASSIGNMENT / release.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(variants[variant], target)
+    return into
+
+
+def fresh_course(course_root: Path, into: Path) -> Path:
+    """A scratch copy of the course (configuration, ``source/``, ``release/<assignment>/``) in ``into``."""
+    from autograder.course import scratch_course
+
+    course = scratch_course(course_root, into)
+    shutil.copytree(course_root / "release" / ASSIGNMENT, course / "release" / ASSIGNMENT,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    return course
+
+
+# ----------------------------------------------------------------------------------------------- rows
+
+
+class Context:
+    """What every row needs: the course, the submissions, the work folder, the settings."""
+
+    def __init__(self, course_root: Path, work: Path, submissions: Path, mix: dict[str, str], cell_timeout: int) -> None:
+        self.course_root, self.work, self.submissions, self.mix, self.cell_timeout = course_root, work, submissions, mix, cell_timeout
+
+    def shown(self, command: list[str]) -> str:
+        """``command`` as a shell line, with the temporary folder written ``$WORK``."""
+        text = shlex.join(command).replace(str(self.work), "$WORK")
+        return text.replace(str(Path(sys.executable).parent) + os.sep, "")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _run_watched(command: list[str], cwd: Path, log: Path, sampler: TreeSampler, started: list[float] | None = None) -> tuple[int, float, float]:
+    """Run ``command`` with its tree sampled; returns (exit code, wall seconds, CPU seconds of the whole tree).
+
+    The CPU seconds are those of every process the command started and waited for (``RUSAGE_CHILDREN``).
+    """
+    with open(log, "wb") as out:
+        cpu = _children_cpu()
+        start = time.perf_counter()
+        if started is not None:
+            started.append(time.time())
+        process = subprocess.Popen(command, cwd=cwd, env=env_with_venv(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        sampler.add_top(process.pid, group=True)
+        code = process.wait()
+        return code, time.perf_counter() - start, _children_cpu() - cpu
+
+
+def _fail_unless(code: int, what: str, log: Path, allowed: tuple[int, ...] = (0,)) -> None:
+    if code not in allowed:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"{what} exited with {code}; last lines of {log}:\n{tail}")
+
+
+def run_bare(ctx: Context) -> Row:
+    """Execute every submitted notebook with nbclient, one after the other, in one process."""
+    folder = ctx.work / "bare"
+    notebooks = []
+    for student in ctx.mix:
+        source = next((ctx.submissions / student / ASSIGNMENT).glob("*.ipynb"))
+        target = folder / student / source.name
+        target.parent.mkdir(parents=True)
+        shutil.copy2(source, target)
+        notebooks.append(target)
+    figures = folder / "bare.json"
+    command = [sys.executable, str(Path(__file__).resolve()), "execute-notebooks", "--timeout", str(ctx.cell_timeout),
+               "--json", str(figures), *map(str, notebooks)]
+    load_before = os.getloadavg()[0]
+    with TreeSampler([]) as sampler:
+        code, wall, cpu = _run_watched(command, folder, folder / "bare.log", sampler)
+    _fail_unless(code, "bare execution", folder / "bare.log")
+    seconds = json.loads(figures.read_text())
+    shown = ctx.shown(["python", "bench/grading_throughput.py", "execute-notebooks", "--timeout", str(ctx.cell_timeout), "--json", str(figures),
+                       str(folder / "STUDENT" / notebooks[0].name)]) + " ..."
+    return Row("bare", shown, len(notebooks), wall, [seconds[str(p)] for p in notebooks], sorted(_cumulative(seconds.values())),
+               sampler.peak_group_mb, sampler.peak_total_mb, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+
+
+def _cumulative(values) -> list[float]:
+    total, out = 0.0, []
+    for value in values:
+        total += value
+        out.append(total)
+    return out
+
+
+def execute_notebooks(paths: list[Path], timeout: int, out: Path) -> None:
+    """``execute-notebooks``: run each notebook with nbclient as nbgrader's Execute does; write seconds per path."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    seconds = {}
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True, raise_on_iopub_timeout=True,
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        client.execute()
+        seconds[str(path)] = time.perf_counter() - start
+        nbformat.write(nb, path.with_name(path.stem + ".executed.ipynb"))
+    out.write_text(json.dumps(seconds))
+
+
+def run_nbgrader(ctx: Context) -> Row:
+    """Stock ``nbgrader autograde ASSIGNMENT`` for every student in one call, in a fresh scratch course."""
+    from autograder.nbgrader_api import cell_grades, generate_assignment
+
+    folder = ctx.work / "nbgrader"
+    course = fresh_course(ctx.course_root, folder / "course")
+    generate_assignment(course, ASSIGNMENT)
+    for student in ctx.mix:
+        shutil.copytree(ctx.submissions / student / ASSIGNMENT, course / "submitted" / student / ASSIGNMENT)
+    command = [*tool("nbgrader"), "autograde", ASSIGNMENT, "--force", f"--Execute.timeout={ctx.cell_timeout}"]
+    load_before, started = os.getloadavg()[0], []
+    with TreeSampler([]) as sampler:
+        code, wall, cpu = _run_watched(command, course, folder / "nbgrader.log", sampler, started)
+    _fail_unless(code, "nbgrader autograde", folder / "nbgrader.log")
+    done = sorted(next((course / "autograded" / s / ASSIGNMENT).glob("*.ipynb")).stat().st_mtime - started[0] for s in ctx.mix)
+    latencies = [b - a for a, b in zip([0.0, *done], done)]
+    scores = {s: sum(g.score for g in cell_grades(course, ASSIGNMENT, s)) for s in ctx.mix}
+    return Row("nbgrader", f"cd $WORK/nbgrader/course && {ctx.shown(command)}", len(ctx.mix), wall, latencies, done,
+               sampler.peak_group_mb, sampler.peak_total_mb, scores, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+
+
+def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: list[int] | None = None) -> Row:
+    """``autograder grade ASSIGNMENT --course COURSE --input SUBMISSIONS --force OPTIONS`` in a fresh course."""
+    folder = ctx.work / key
+    course = fresh_course(ctx.course_root, folder / "course")
+    command = [*tool("autograder"), "grade", ASSIGNMENT, "--course", str(course), "--input", str(ctx.submissions),
+               "--force", "--cell-timeout", str(ctx.cell_timeout), *options]
+    load_before, started = os.getloadavg()[0], []
+    with TreeSampler(extra_groups or [], groups=extra_groups, marker=WORKER_MARKER) as sampler:
+        cpu_before = _process_cpu(extra_groups or [])
+        code, wall, cpu = _run_watched(command, folder, folder / "grade.log", sampler, started)
+        cpu += _process_cpu(extra_groups or []) - cpu_before
+    _fail_unless(code, f"autograder grade ({key})", folder / "grade.log")
+    results = {}
+    for path in sorted((course / "grading" / ASSIGNMENT).glob("*.json")):
+        results[path.stem] = (json.loads(path.read_text()), path.stat().st_mtime - started[0])
+    missing = sorted(set(ctx.mix) - set(results))
+    if missing:
+        raise RuntimeError(f"autograder grade ({key}) left no result for {', '.join(missing)}; see {folder / 'grade.log'}")
+    statuses: dict[str, int] = {}
+    for data, _ in results.values():
+        statuses[data["status"]] = statuses.get(data["status"], 0) + 1
+    scores = {s: sum(c["score"] for c in data["cells"]) for s, (data, _) in results.items()}
+    return Row(key, ctx.shown(command), len(results), wall, [data["seconds"] for data, _ in results.values()],
+               sorted(done for _, done in results.values()), sampler.peak_group_mb, sampler.peak_total_mb, scores, statuses,
+               cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+
+
+def _process_cpu(pids: list[int]) -> float:
+    """CPU seconds so far of live processes (dask workers) and of the children they waited for."""
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return total
+
+
+def has_executor_option() -> bool:
+    """Whether this checkout's ``autograder grade`` offers ``--executor``."""
+    help_text = subprocess.run([*tool("autograder"), "grade", "--help"], capture_output=True, text=True, env=env_with_venv()).stdout
+    return "--executor" in help_text
+
+
+def run_dask_rows(ctx: Context) -> tuple[dict[str, Row], str]:
+    """``--executor dask`` on a two-worker LocalCluster against ``--executor local -j 2``; or a note why not."""
+    if not has_executor_option():
+        return {}, "skipped: `autograder grade --help` offers no `--executor` option in this checkout"
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as error:
+        return {}, f"skipped: dask.distributed cannot be imported ({error})"
+    rows = {"local_j2": run_autograder(ctx, "local_j2", ["--executor", "local", "-j", "2"])}
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None)
+    try:
+        with Client(cluster) as client:
+            pids = sorted(client.run(os.getpid).values())
+            row = run_autograder(ctx, "dask", ["--executor", "dask", "--scheduler", cluster.scheduler_address], extra_groups=pids)
+            row.command = row.command.replace(cluster.scheduler_address, "tcp://127.0.0.1:PORT")
+            rows["dask"] = row
+    finally:
+        cluster.close()
+    return rows, "LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host='127.0.0.1', dashboard_address=None)"
+
+
+# ----------------------------------------------------------------------------------------------- training
+
+
+def _timed_epochs(name: str, model, dl, valid_dl, opt, epochs: int, train_epoch, validate_epoch) -> TrainingRun:
+    seconds, accuracies = [], []
+    start = time.perf_counter()
+    for _ in range(epochs):
+        train_epoch(model, dl, opt)
+        accuracies.append(validate_epoch(model, valid_dl))
+        seconds.append(time.perf_counter() - start)
+    return TrainingRun(name, seconds, accuracies)
+
+
+def reference_loop(sample, seed: int, lr: float, epochs: int) -> TrainingRun:
+    """``train_linear1`` of ``autograder.reference.runs``, epoch by epoch: ``TensorBatches`` slices on the device."""
+    from autograder.device import seed_everything
+    from autograder.reference import mnist_sgd
+    from autograder.reference.runs import batches_for
+
+    device = sample.images["train", "3"].device
+    seed_everything(seed)
+    model = mnist_sgd.Linear1(mnist_sgd.init_params((28 * 28, 1), device=device), mnist_sgd.init_params(1, device=device))
+    dl, valid_dl = batches_for(sample, seed)
+    opt = mnist_sgd.BasicOptim(mnist_sgd.params_of(model), lr)
+    return _timed_epochs("reference", model, dl, valid_dl, opt, epochs, mnist_sgd.train_epoch, mnist_sgd.validate_epoch)
+
+
+def fastbook_loop(sample, seed: int, lr: float, epochs: int, batch_size: int = 256) -> TrainingRun:
+    """The loop of fastbook chapter 4: a ``DataLoader`` over ``list(zip(x, y))`` (one item per image, collated
+    per batch), batch 256, shuffled; same start (``init_params`` after the same seed), lr and epochs.
+
+    The model, loss, step and metric are the reference's (``linear1``, ``mnist_loss``, ``p.data -= p.grad *
+    lr``, the size-weighted ``validate_epoch``), so only the way batches are made and fed differs.
+    """
+    import torch
+    from torch.utils.data import DataLoader
+
+    from autograder.device import seed_everything
+    from autograder.reference import mnist_sgd
+
+    train_x, train_y = sample.xy("train")
+    valid_x, valid_y = sample.xy("valid")
+    seed_everything(seed)
+    weights, bias = mnist_sgd.init_params((28 * 28, 1)), mnist_sgd.init_params(1)
+    params = (weights, bias)
+    dl = DataLoader(list(zip(train_x, train_y)), batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed))
+    valid_dl = DataLoader(list(zip(valid_x, valid_y)), batch_size=batch_size)
+
+    def model(xb):
+        return mnist_sgd.linear1(xb, weights, bias)
+
+    def train_epoch(model, dl, lr):
+        for xb, yb in dl:
+            preds = model(xb)
+            loss = mnist_sgd.mnist_loss(preds, yb)
+            loss.backward()
+            for p in params:
+                p.data -= p.grad * lr
+                p.grad.zero_()
+
+    return _timed_epochs("fastbook", model, dl, valid_dl, lr, epochs, train_epoch, mnist_sgd.validate_epoch)
+
+
+def run_training(folder: Path, epochs: int, repeats: int, threads: int, seed: int = 42) -> Training:
+    """Both loops ``repeats`` times on the real sample (CPU, ``threads`` torch threads), alternating, after one
+    warm-up epoch of each; time to the lower of their final accuracies."""
+    import torch
+
+    from autograder.data import load_mnist_sample
+    from autograder.reference.mnist_sgd import BATCH_SIZE
+    from autograder.reference.runs import LINEAR1_LR, train_linear1
+
+    sample = load_mnist_sample(folder)
+    lr = LINEAR1_LR
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        reference_loop(sample, seed, lr, 1)
+        fastbook_loop(sample, seed, lr, 1, BATCH_SIZE)
+        references, fastbooks = [], []
+        for _ in range(repeats):
+            references.append(reference_loop(sample, seed, lr, epochs))
+            fastbooks.append(fastbook_loop(sample, seed, lr, epochs, BATCH_SIZE))
+        matches = train_linear1(sample, seed=seed, lr=lr, epochs=epochs).accuracies == references[0].accuracies
+    finally:
+        torch.set_num_threads(previous)
+    target = min(references[0].accuracies[-1], fastbooks[0].accuracies[-1])
+    ref_epochs, ref_seconds = references[0].to_reach(target)[0], statistics.median(r.to_reach(target)[1] for r in references)
+    fb_epochs, fb_seconds = fastbooks[0].to_reach(target)[0], statistics.median(r.to_reach(target)[1] for r in fastbooks)
+    return Training(
+        epochs, lr, BATCH_SIZE, repeats, target,
+        ref_epochs, ref_seconds, references[0].accuracies[-1], statistics.median(r.seconds[-1] for r in references),
+        fb_epochs, fb_seconds, fastbooks[0].accuracies[-1], statistics.median(r.seconds[-1] for r in fastbooks),
+        matches, threads,
+    )
+
+
+# ----------------------------------------------------------------------------------------------- verdicts
+
+
+@dataclass
+class Bar:
+    name: str
+    measured: str
+    bar: str
+    passed: bool | None  # None: not measured in this run
+
+    @property
+    def verdict(self) -> str:
+        return "not measured" if self.passed is None else ("PASS" if self.passed else "MISS")
+
+
+def ratios(bench: Bench) -> dict[str, float]:
+    rows, out = bench.rows, {}
+    if "j2" in rows and "nbgrader" in rows:
+        out["j2_vs_nbgrader_throughput"] = rows["j2"].throughput / rows["nbgrader"].throughput
+    if "j1" in rows and "bare" in rows:
+        out["j1_vs_bare_wall"] = rows["j1"].wall / rows["bare"].wall
+        out["j1_vs_bare_median"] = rows["j1"].median / rows["bare"].median
+    if "j2" in rows and "j1" in rows:
+        out["j2_vs_j1_throughput"] = rows["j2"].throughput / rows["j1"].throughput
+    if "nbgrader" in rows and "bare" in rows:
+        out["nbgrader_vs_bare_wall"] = rows["nbgrader"].wall / rows["bare"].wall
+    if bench.training:
+        out["fastbook_vs_reference_training"] = bench.training.ratio
+    if "dask" in rows and "local_j2" in rows:
+        out["dask_vs_local_wall"] = rows["dask"].wall / rows["local_j2"].wall
+    return out
+
+
+def extrapolate_200(bench: Bench) -> dict | None:
+    """200 submissions at ``-j 2``: measured wall seconds per submission x 200 (start-up spread over N, so an
+    upper bound), and where N allows, the steady rate between the first and the last completion plus the
+    start-up (time to the first completion minus one submission's worker time)."""
+    row = bench.rows.get("j2")
+    if row is None:
+        return None
+    simple = row.per_submission * 200
+    out = {"per_submission": row.per_submission, "seconds": simple, "minutes": simple / 60, "steady": None}
+    done = row.completions
+    if len(done) >= 3 and done[-1] > done[0]:
+        interval = (done[-1] - done[0]) / (len(done) - 1)
+        startup = max(0.0, done[0] - row.median)
+        out["steady"] = {"interval": interval, "startup": startup, "seconds": startup + row.median + 199 * interval,
+                         "minutes": (startup + row.median + 199 * interval) / 60}
+    return out
+
+
+def dask_sizing(bench: Bench) -> dict | None:
+    """Workers a course of 5,000 submissions needs to finish in 30 minutes, from the dask row's worker time."""
+    row = bench.rows.get("dask")
+    if row is None:
+        return None
+    workers = 2
+    worker_seconds = row.wall * workers / row.n
+    return {"worker_seconds_per_submission": worker_seconds,
+            "workers": math.ceil(DASK_COURSE * worker_seconds / (DASK_MINUTES * 60))}
+
+
+def bars(bench: Bench) -> list[Bar]:
+    r = ratios(bench)
+    out = []
+    value = r.get("j2_vs_nbgrader_throughput")
+    out.append(Bar("`autograder grade -j 2` throughput / serial `nbgrader autograde` throughput",
+                   f"{value:.2f}x" if value is not None else "-", f">= {BARS['j2_vs_nbgrader']:g}x",
+                   None if value is None else value >= BARS["j2_vs_nbgrader"]))
+    value = r.get("j1_vs_bare_wall")
+    out.append(Bar("grading overhead of `-j 1` over bare execution (wall time)", f"{(value - 1) * 100:+.0f}%" if value is not None else "-",
+                   f"<= +{BARS['j1_overhead'] * 100:g}%", None if value is None else value - 1 <= BARS["j1_overhead"]))
+    extra = extrapolate_200(bench)
+    out.append(Bar("200 submissions of `04_mnist_sgd` at `-j 2` (measured s/submission x 200)",
+                   f"{extra['minutes']:.1f} min" if extra else "-", f"<= {BARS['minutes_for_200']:g} min",
+                   None if extra is None else extra["minutes"] <= BARS["minutes_for_200"]))
+    value = r.get("dask_vs_local_wall")
+    out.append(Bar("`--executor dask` (2 workers) wall / `--executor local -j 2` wall", f"{value:.2f}x" if value is not None else "-",
+                   f"<= {BARS['dask_vs_local']:g}x", None if value is None else value <= BARS["dask_vs_local"]))
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- report
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f}" if value else "-"
+
+
+def _scores(row: Row, mix: dict[str, str]) -> str:
+    if not row.scores:
+        return "-"
+    parts = []
+    for variant in ("correct", "wrong"):
+        values = sorted({round(row.scores[s], 2) for s in mix if mix[s] == variant and s in row.scores})
+        if values:
+            parts.append(f"{variant} {'/'.join(f'{v:g}' for v in values)}")
+    return ", ".join(parts)
+
+
+def markdown(bench: Bench, manual: str | None) -> str:
+    m, lines = bench.machine, []
+    add = lines.append
+    add("# Grading throughput of `04_mnist_sgd`")
+    add("")
+    add(f"Measured {bench.date} with `bench/grading_throughput.py`" + (" in smoke mode (N=2, tiny training; the figures"
+        " prove the script runs, they are not a measurement)." if bench.smoke else "."))
+    add("")
+    add("## Machine")
+    add("")
+    add(f"- CPU: {m['cpu_model']}; {m['logical_cores']} logical cores ({m['physical_cores']} physical), {m['usable_cores']} usable by"
+        f" this process, cgroup CPU quota: {m['cgroup_cpu_quota']}")
+    add(f"- memory: {m['memory_gib']} GiB ({m['memory_available_gib']} GiB available at the start)")
+    add(f"- load average at the start (1, 5, 15 min): {', '.join(map(str, m['load_average']))}")
+    add(f"- {m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
+    add(f"- commit: {m['commit']}")
+    add("")
+    add("## Command")
+    add("")
+    add("```bash")
+    add(bench.command)
+    add("```")
+    add("")
+    add(f"Each row ran in its own fresh scratch course under a temporary folder (`$WORK` below), one row after the other;"
+        f" cell timeout {bench.cell_timeout} s everywhere.")
+    add("")
+    for key in ROW_ORDER:
+        if key in bench.rows:
+            add(f"- {ROW_LABELS[key]}: `{bench.rows[key].command}`")
+    add("")
+    add("## Submissions")
+    add("")
+    counts = {v: sum(1 for x in bench.mix.values() if x == v) for v in ("correct", "wrong")}
+    add(f"N = {bench.n} submissions of `04_mnist_sgd`: {counts['correct']} correct (every blank as the source notebook solves it,"
+        f" 20/20) and {counts['wrong']} wrong (the demo's `grace`: `BasicOptim.zero_grad` clears one gradient, `train_epoch`"
+        " steps once per epoch, `train_model` returns only the last accuracy; the other blanks solved), alternating.")
+    add("")
+    add("## Grading")
+    add("")
+    add("| row | wall s | s/submission (wall / N) | median s per submission | submissions/min | CPU s per submission | peak MiB per worker | peak MiB in all | scores | load before -> after |")
+    add("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    for key in ROW_ORDER:
+        row = bench.rows.get(key)
+        if row is None:
+            continue
+        add(f"| {row.label} | {row.wall:.1f} | {row.per_submission:.1f} | {row.median:.1f} | {row.throughput:.2f} | {row.cpu_per_submission:.1f} | {_mb(row.peak_worker_mb)} |"
+            f" {_mb(row.peak_total_mb)} | {_scores(row, bench.mix)} | {row.load[0]:.1f} -> {row.load[1]:.1f} |")
+    add("")
+    add("Median per submission: " + "; ".join(f"{ROW_LABELS[k]}: {LATENCY_MEANING[k]}" for k in ROW_ORDER if k in bench.rows) + ".")
+    add("CPU s: user + system seconds of every process the row ran (grading processes, kernels, alembic), divided by N.")
+    add("Peak MiB per worker: the largest resident memory of one grading process tree (the grading process and its kernel;"
+        " for bare execution, the nbclient process and its kernel), sampled every 0.2 s; shared libraries count in every"
+        " process, as in `--memory-limit`.")
+    if "nbgrader" in bench.rows and "j1" in bench.rows:
+        same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < 1e-6
+                   for k in ("j1", "j2") if k in bench.rows for s in bench.mix)
+        add(f"Scores of `autograder grade` equal those of `nbgrader autograde` for every student: {'yes' if same else 'NO'}.")
+    statuses = {k: r.statuses for k, r in bench.rows.items() if r.statuses}
+    if statuses:
+        add("Statuses: " + "; ".join(f"{k}: " + ", ".join(f"{n} {s}" for s, n in v.items()) for k, v in statuses.items()) + ".")
+    add("")
+    add("## Ratios")
+    add("")
+    r = ratios(bench)
+    names = {
+        "j2_vs_nbgrader_throughput": "`-j 2` vs serial nbgrader (throughput)",
+        "j1_vs_bare_wall": "`-j 1` vs bare execution (wall time)",
+        "j1_vs_bare_median": "`-j 1` vs bare execution (median per submission)",
+        "j2_vs_j1_throughput": "`-j 2` vs `-j 1` (throughput)",
+        "nbgrader_vs_bare_wall": "serial nbgrader vs bare execution (wall time)",
+        "fastbook_vs_reference_training": "fastbook loop vs reference loop (seconds to the same accuracy)",
+        "dask_vs_local_wall": "`--executor dask` vs `--executor local -j 2` (wall time)",
+    }
+    add("| ratio | value |")
+    add("| --- | ---: |")
+    for key, name in names.items():
+        if key in r:
+            add(f"| {name} | {r[key]:.2f}x |")
+    add("")
+    add("## Reference training vs the fastbook loop")
+    add("")
+    t = bench.training
+    if t is None:
+        add("Not run.")
+    else:
+        add(f"`linear1` on the real sample, CPU with {t.threads} torch thread(s), lr {t.lr:g}, batch {t.batch_size}, {t.epochs} epochs,"
+            f" the same start (seed 42), median of {t.repeats} run(s) after a warm-up epoch of each. Target: the lower of the two final validation accuracies, {t.target:.4f}.")
+        add("")
+        add("| loop | epochs to the target | seconds to the target | final accuracy | seconds for all epochs |")
+        add("| --- | ---: | ---: | ---: | ---: |")
+        add(f"| reference (`TensorBatches`, `autograder.reference`) | {t.reference_epochs} | {t.reference_seconds:.2f} | {t.reference_accuracy:.4f} | {t.reference_total:.2f} |")
+        add(f"| fastbook (`DataLoader(list(zip(x, y)), batch_size=256)`) | {t.fastbook_epochs} | {t.fastbook_seconds:.2f} | {t.fastbook_accuracy:.4f} | {t.fastbook_total:.2f} |")
+        add("")
+        add(f"The fastbook loop takes {t.ratio:.1f}x the reference's time to the same accuracy. The timed reference loop gives"
+            f" the same accuracies as `train_linear1`: {'yes' if t.matches_train_linear1 else 'NO'}. Both loops use the reference's"
+            " model, loss, step and size-weighted metric; only the batching differs (the shuffle orders differ, hence slightly"
+            " different accuracies).")
+    add("")
+    add("## Bars")
+    add("")
+    add("| bar | measured | bar | verdict |")
+    add("| --- | ---: | ---: | --- |")
+    for bar in bars(bench):
+        add(f"| {bar.name} | {bar.measured} | {bar.bar} | {bar.verdict} |")
+    add("")
+    add("## 200 submissions")
+    add("")
+    extra = extrapolate_200(bench)
+    if extra is None:
+        add("Not measured (the `-j 2` row did not run).")
+    else:
+        add(f"At `-j 2` the run took {bench.rows['j2'].wall:.1f} s for {bench.n} submissions, {extra['per_submission']:.1f} s per"
+            f" submission with the start-up (CLI, gradebook template, registration) spread over the {bench.n}; x 200 ="
+            f" **{extra['seconds']:.0f} s = {extra['minutes']:.1f} min** (bar: {BARS['minutes_for_200']:g} min). This is an upper"
+            " bound: the start-up is paid once, not 200/N times.")
+        if extra["steady"]:
+            s = extra["steady"]
+            add(f"Steady state: one submission finished every {s['interval']:.1f} s between the first and the last completion;"
+                f" start-up {s['startup']:.1f} s + one submission {bench.rows['j2'].median:.1f} s + 199 x {s['interval']:.1f} s ="
+                f" {s['seconds']:.0f} s = {s['minutes']:.1f} min.")
+        bare = bench.rows.get("bare")
+        if bare:
+            cores = bench.machine["usable_cores"]
+            floor = 200 * bare.cpu_per_submission / cores / 60
+            add(f"Floor for any grader: bare execution of one submitted notebook (no hidden checks) used {bare.cpu_per_submission:.1f}"
+                f" CPU s here, so 200 notebooks need at least 200 x {bare.cpu_per_submission:.1f} / {cores} cores ="
+                f" {floor:.1f} min of this machine's CPUs even with perfect parallelism and no grading at all.")
+    add("")
+    add("## Dask executor")
+    add("")
+    note = bench.notes.get("dask", "not run")
+    sizing = dask_sizing(bench)
+    if sizing is None:
+        add(f"Not measured: {note}.")
+    else:
+        ratio = r.get("dask_vs_local_wall")
+        add(f"Cluster: `{note}`. `--executor dask` took {bench.rows['dask'].wall:.1f} s, `--executor local -j 2`"
+            f" {bench.rows['local_j2'].wall:.1f} s: {ratio:.2f}x (bar <= {BARS['dask_vs_local']:g}x).")
+        add(f"Sizing: {bench.rows['dask'].wall:.1f} s x 2 workers / {bench.n} submissions = {sizing['worker_seconds_per_submission']:.1f}"
+            f" worker-seconds per submission; {DASK_COURSE:,} submissions in {DASK_MINUTES} minutes need"
+            f" ceil({DASK_COURSE:,} x {sizing['worker_seconds_per_submission']:.1f} / {DASK_MINUTES * 60}) = **{sizing['workers']} workers**"
+            " of this kind (one submission at a time each, the same cores per worker as here), assuming the scheduler and the"
+            " single gradebook writer keep up.")
+    add("")
+    if manual:
+        add(manual.rstrip())
+    else:
+        add(MANUAL_SECTION)
+        add("")
+        add("Not profiled in this run: profile one `autograder grade -j 1` run with py-spy (`py-spy record --subprocesses`)"
+            " and write the findings here; a later run of the script keeps this section.")
+    add("")
+    return "\n".join(lines)
+
+
+def manual_section(path: Path) -> str | None:
+    """The hand-written "Where the time goes" section of an existing report, kept across runs."""
+    if not path.exists():
+        return None
+    text = path.read_text()
+    start = text.find(MANUAL_SECTION)
+    return text[start:] if start >= 0 else None
+
+
+def print_tables(bench: Bench) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"Grading {bench.n} submissions of {ASSIGNMENT}")
+    for column in ("row", "wall s", "s/sub (wall/N)", "median s/sub", "subs/min", "CPU s/sub", "peak MiB/worker", "scores"):
+        table.add_column(column, justify="left" if column in ("row", "scores") else "right")
+    for key in ROW_ORDER:
+        if key in bench.rows:
+            row = bench.rows[key]
+            table.add_row(row.label, f"{row.wall:.1f}", f"{row.per_submission:.1f}", f"{row.median:.1f}", f"{row.throughput:.2f}",
+                          f"{row.cpu_per_submission:.1f}", _mb(row.peak_worker_mb), _scores(row, bench.mix))
+    console.print(table)
+    if bench.training:
+        t = bench.training
+        table = Table(title=f"linear1 to accuracy {t.target:.4f} ({t.epochs} epochs, lr {t.lr:g}, batch {t.batch_size})")
+        for column in ("loop", "epochs", "seconds to target", "final accuracy"):
+            table.add_column(column)
+        table.add_row("reference", str(t.reference_epochs), f"{t.reference_seconds:.2f}", f"{t.reference_accuracy:.4f}")
+        table.add_row("fastbook DataLoader", str(t.fastbook_epochs), f"{t.fastbook_seconds:.2f}", f"{t.fastbook_accuracy:.4f}")
+        console.print(table)
+    table = Table(title="Bars")
+    for column in ("bar", "measured", "bar", "verdict"):
+        table.add_column(column)
+    for bar in bars(bench):
+        style = {"PASS": "green", "MISS": "red"}.get(bar.verdict, "yellow")
+        table.add_row(bar.name, bar.measured, bar.bar, f"[{style}]{bar.verdict}[/]")
+    console.print(table)
+    r = ratios(bench)
+    console.print("ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
+    if "dask" in bench.notes and "dask" not in bench.rows:
+        console.print(f"dask row {bench.notes['dask']}")
+
+
+# ----------------------------------------------------------------------------------------------- main
+
+
+ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "dask")
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=None, help="submissions to build and grade (default 20; 2 with --smoke)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="Markdown report (default bench/RESULTS.md; with --smoke, a temporary file)")
+    parser.add_argument("--json", type=Path, default=None, help="also write every figure to this JSON file")
+    parser.add_argument("--smoke", action="store_true", help="N=2, 3 training epochs, 1 repeat: proves the script runs, measures nothing")
+    parser.add_argument("--data", default=os.environ.get("MNIST_SAMPLE_ARCHIVE"),
+                        help="MNIST sample archive or folder [env: MNIST_SAMPLE_ARCHIVE]; without it, the provisioned sample of FASTAI_HOME")
+    parser.add_argument("--course", type=Path, default=REPO_ROOT, help="the course folder (default: this repository)")
+    parser.add_argument("--cell-timeout", type=int, default=300, help="seconds per cell, for every row (default 300, as grading)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs of the loop comparison (default 20; 3 with --smoke)")
+    parser.add_argument("--repeats", type=int, default=None, help="runs of each training loop (default 3; 1 with --smoke)")
+    parser.add_argument("--train-threads", type=int, default=1,
+                        help="torch threads of the training comparison (default 1, what each kernel gets at -j 2 on 2 cores)")
+    parser.add_argument("--rows", default=",".join(ALL_ROWS), help=f"comma-separated subset of {','.join(ALL_ROWS)} (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, courses) and print its path")
+    args = parser.parse_args(argv)
+    args.n = args.n if args.n is not None else (2 if args.smoke else 20)
+    args.epochs = args.epochs if args.epochs is not None else (3 if args.smoke else 20)
+    args.repeats = args.repeats if args.repeats is not None else (1 if args.smoke else 3)
+    args.rows = [r.strip() for r in args.rows.split(",") if r.strip()]
+    unknown = sorted(set(args.rows) - set(ALL_ROWS))
+    if unknown:
+        parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ALL_ROWS)}")
+    if min(args.n, args.epochs, args.repeats) < 1:
+        parser.error("--n, --epochs and --repeats must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace, argv: list[str]) -> Bench:
+    invoked = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "bench/grading_throughput.py"
+    command = shlex.join(["python", invoked, *argv])
+    work = Path(tempfile.mkdtemp(prefix="autograder-bench-"))
+    machine = machine_info()
+    mix = mix_of(args.n)
+    bench = Bench(args.n, args.smoke, mix, args.cell_timeout, command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  machine, str(work))
+    try:
+        print(f"work folder: {work}", flush=True)
+        folder = provision(args.data, work)
+        os.environ["PATH"] = env_with_venv()["PATH"]
+        warm_up(folder)
+        submissions = write_submissions(args.course, mix, work / "submissions")
+        ctx = Context(args.course, work, submissions, mix, args.cell_timeout)
+        steps = [
+            ("training", lambda: setattr(bench, "training", run_training(folder, args.epochs, args.repeats, args.train_threads))),
+            ("bare", lambda: bench.rows.__setitem__("bare", run_bare(ctx))),
+            ("nbgrader", lambda: bench.rows.__setitem__("nbgrader", run_nbgrader(ctx))),
+            ("j1", lambda: bench.rows.__setitem__("j1", run_autograder(ctx, "j1", ["-j", "1"]))),
+            ("j2", lambda: bench.rows.__setitem__("j2", run_autograder(ctx, "j2", ["-j", "2"]))),
+        ]
+        for key, step in steps:
+            if key in args.rows:
+                print(f"-- {key} ...", flush=True)
+                start = time.perf_counter()
+                step()
+                print(f"   {key} done in {time.perf_counter() - start:.0f} s", flush=True)
+        if "dask" in args.rows:
+            print("-- dask ...", flush=True)
+            rows, note = run_dask_rows(ctx)
+            bench.rows.update(rows)
+            bench.notes["dask"] = note
+            print(f"   dask: {note}", flush=True)
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return bench
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["execute-notebooks"]:
+        parser = argparse.ArgumentParser(prog="grading_throughput.py execute-notebooks")
+        parser.add_argument("--timeout", type=int, required=True)
+        parser.add_argument("--json", type=Path, required=True)
+        parser.add_argument("notebooks", type=Path, nargs="+")
+        sub = parser.parse_args(argv[1:])
+        execute_notebooks(sub.notebooks, sub.timeout, sub.json)
+        return 0
+    args = parse(argv)
+    if args.out is None:
+        args.out = Path(tempfile.mkstemp(prefix="grading-throughput-smoke-", suffix=".md")[1]) if args.smoke else REPO_ROOT / "bench" / "RESULTS.md"
+    bench = run(args, argv)
+    print_tables(bench)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    manual = manual_section(args.out)
+    args.out.write_text(markdown(bench, manual))
+    print(f"report: {args.out}")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(bench.figures(), indent=1, default=str))
+        print(f"figures: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
