@@ -105,7 +105,31 @@ def _scratch(template_db: Path, course_root: Path, assignment: str, student: str
     shutil.copy2(template_db, course / "gradebook.db")
     target = course / "submitted" / student / assignment
     shutil.copytree(submitted, target)
+    release = course_notebook(course_root, "release", assignment)
+    for notebook in target.glob("*.ipynb"):
+        _drop_unknown_grade_cells(notebook, release)
     return course
+
+
+def _drop_unknown_grade_cells(notebook: Path, release: Path) -> None:
+    """Turn cells claiming a grade id the assignment does not have into plain cells.
+
+    nbgrader refuses a whole notebook with such a cell; as a plain cell it runs and scores nothing, and the
+    missing original test cell scores 0 (the pipeline reports the change as ``tests_modified``).
+    """
+    known = {cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nbformat.read(release, as_version=4).cells}
+    try:
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - nbgrader reports unreadable notebooks itself
+        return
+    changed = False
+    for cell in nb.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if grade_id is not None and grade_id not in known:
+            del cell.metadata["nbgrader"]
+            changed = True
+    if changed:
+        nbformat.write(nb, notebook)
 
 
 def _limit_cpu(cpu_seconds: int):
@@ -261,7 +285,7 @@ def execute_submission(
         An ``Execution`` whose notebook's test cells carry the trusted checker's results.
     """
     course = _scratch(template_db, course_root, assignment, student, submitted, work)
-    sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads)
+    sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20)
     command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student,
                str(limits.cell_timeout), str(limits.output_mb * 2**20)]
     start = time.perf_counter()
@@ -294,6 +318,8 @@ def execute_submission(
     if notebook is not None:
         apply_reports(notebook, layout.reports(sandbox))
     refused = layout.violations(sandbox)
+    if layout.OUTPUT_REFUSAL in refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.GRADER_ERROR):
+        return Execution(Status.OUTPUT_LIMIT, f"printed more than {limits.output_mb} MiB", notebook, seconds, cpu, peak_memory)
     if refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.KERNEL_DIED, Status.GRADER_ERROR):
         status, reason = Status.SANDBOX_VIOLATION, "; ".join(filter(None, ["refused: " + "; ".join(refused[:3]), reason]))
     return Execution(status, reason, notebook, seconds, cpu, peak_memory)

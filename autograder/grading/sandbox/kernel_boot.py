@@ -91,6 +91,38 @@ def _drop_privileges(config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
 
 
+OUTPUT_REFUSAL = "printing more than the output limit"
+
+
+def _cap_output(limit: int, log_fd: int) -> None:
+    """Make the kernel's stdout and stderr refuse to print more than ``limit`` characters in all.
+
+    The coordinator also caps the output it receives; this stops a flood before the kernel buffers it.
+    """
+    printed = [0]
+
+    def capped(stream):
+        write = stream.write
+
+        def capped_write(text):
+            printed[0] += len(text)
+            if printed[0] > limit:
+                try:
+                    os.write(log_fd, (json.dumps({"what": OUTPUT_REFUSAL, "where": []}) + "\n").encode())
+                except OSError:
+                    pass
+                raise OSError(f"autograder sandbox: {OUTPUT_REFUSAL} ({limit // 2**20} MiB)")
+            return write(text)
+
+        stream.write = capped_write
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            capped(stream)
+        except AttributeError:
+            continue
+
+
 def _install_audit_hook(config: dict, log_fd: int) -> None:
     """Install the hook; nothing outside this function keeps a reference to it or to its rules."""
     lstat, readlink, getcwd, getpid, write = os.lstat, os.readlink, os.getcwd, os.getpid, os.write
@@ -229,6 +261,7 @@ def main() -> None:
     app = IPKernelApp.instance()
     app.initialize(sys.argv[1:])
     _drop_privileges(config)
+    _cap_output(int(config["max_output_bytes"]), log_fd)
     _install_audit_hook(config, log_fd)
     del config
     app.start()

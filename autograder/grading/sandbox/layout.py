@@ -28,6 +28,7 @@ from pathlib import Path
 import autograder
 from autograder.grading.sandbox import checker as checker_module
 from autograder.grading.sandbox import kernel_boot, peer
+from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
 MAX_FILE_BYTES = 512 * 2**20
@@ -170,7 +171,7 @@ def _scrubbed_env(sandbox_home: Path, kernel: Path, work: Path, threads: int) ->
     return env
 
 
-def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threads: int) -> Sandbox:
+def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threads: int, output_bytes: int = 64 * 2**20) -> Sandbox:
     """Create the sandbox folders and configuration for one submission under ``work``.
 
     Args:
@@ -178,6 +179,7 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
         course_root: the real course, which the kernel must not read.
         points: each blank's points, for the checker.
         threads: math-library threads for the kernel (0: library default).
+        output_bytes: what the kernel may print in all; past it, printing raises and the refusal is logged.
     """
     user = sandbox_user()
     kernel, private, channel = work / "kernel", work / "private", work / "channel"
@@ -203,13 +205,14 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
     _kernel_spec(work / "jupyter", boot_config)
     boot_config.write_text(json.dumps({
         "scratch": str(kernel),
-        "readable": _readable_roots(data),
+        "readable": [*_readable_roots(data), kernel_boot.__file__, peer.__file__],  # shown in tracebacks
         "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(work.parent.resolve())],
         "libraries": sorted({sys.prefix, *site.getsitepackages()}),
         "socket": str(socket_path),
         "peer": peer.__file__,
         "violations": str(violations),
         "max_file_bytes": MAX_FILE_BYTES,
+        "max_output_bytes": output_bytes,
         "max_processes": MAX_PROCESSES,
         "preload": list(PRELOAD),
         "uid": user[0] if user else None,
@@ -264,4 +267,4 @@ def disk_usage(folder: Path) -> int:
     return total
 
 
-__all__ = ["Sandbox", "build_sandbox", "disk_usage", "reports", "sandbox_user", "violations", "checker_module"]
+__all__ = ["OUTPUT_REFUSAL", "Sandbox", "build_sandbox", "disk_usage", "reports", "sandbox_user", "violations", "checker_module"]
