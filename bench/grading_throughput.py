@@ -230,6 +230,24 @@ class Bench:
             "dask": dask_sizing(self),
         }
 
+    @classmethod
+    def from_figures(cls, data: dict) -> Bench:
+        """The run saved by ``--json``, to render its report again."""
+        names = {f for f in Row.__dataclass_fields__}
+        rows = {k: Row(**{f: v for f, v in row.items() if f in names}) for k, row in data["rows"].items()}
+        for row in rows.values():
+            row.load = tuple(row.load)
+        training = None
+        if data.get("training"):
+            training = Training(**{f: v for f, v in data["training"].items() if f in Training.__dataclass_fields__})
+        return cls(data["n"], data["smoke"], data["mix"], data["cell_timeout"], data["command"], data["date"], data["machine"], "",
+                   rows, training, data.get("notes", {}))
+
+    @property
+    def busiest_load(self) -> float:
+        """The highest 1-minute load average seen at the start, or before or after a row."""
+        return max([self.machine["load_average"][0], *(x for row in self.rows.values() for x in row.load)])
+
 
 # ----------------------------------------------------------------------------------------------- machine
 
@@ -826,6 +844,10 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add(f"- {m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     add(f"- commit: {m['commit']}")
     add("")
+    if bench.busiest_load > 0.5 * m["usable_cores"]:
+        add(f"**The machine was not idle**: the 1-minute load average reached {bench.busiest_load:.1f} on {m['usable_cores']} cores"
+            " (other work was running), so wall times are inflated and the ratios are noisy; see the load column below.")
+        add("")
     add("## Command")
     add("")
     add("```bash")
@@ -1030,6 +1052,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--train-threads", type=int, default=1,
                         help="torch threads of the training comparison (default 1, what each kernel gets at -j 2 on 2 cores)")
     parser.add_argument("--rows", default=",".join(ALL_ROWS), help=f"comma-separated subset of {','.join(ALL_ROWS)} (default: all)")
+    parser.add_argument("--from-json", type=Path, default=None, help="measure nothing: write the report of a run saved with --json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, courses) and print its path")
     args = parser.parse_args(argv)
     args.n = args.n if args.n is not None else (2 if args.smoke else 20)
@@ -1097,6 +1120,13 @@ def main(argv: list[str] | None = None) -> int:
         execute_notebooks(sub.notebooks, sub.timeout, sub.json)
         return 0
     args = parse(argv)
+    if args.from_json:
+        bench = Bench.from_figures(json.loads(args.from_json.read_text()))
+        print_tables(bench)
+        out = args.out or REPO_ROOT / "bench" / "RESULTS.md"
+        out.write_text(markdown(bench, manual_section(out)))
+        print(f"report: {out}")
+        return 0
     if args.out is None:
         args.out = Path(tempfile.mkstemp(prefix="grading-throughput-smoke-", suffix=".md")[1]) if args.smoke else REPO_ROOT / "bench" / "RESULTS.md"
     bench = run(args, argv)

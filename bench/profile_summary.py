@@ -1,0 +1,113 @@
+"""Where the wall time of one ``autograder grade`` run goes, from a py-spy profile of all its processes.
+
+Record (``pip install py-spy`` into the environment; not a dependency of the project):
+
+    py-spy record --subprocesses --idle --nonblocking --rate 50 --format raw -o grade.raw -- \\
+        autograder grade 04_mnist_sgd --course COURSE --input SUBMISSIONS -j 1 --force
+
+then ``python bench/profile_summary.py grade.raw --rate 50``. With ``--idle`` every sample of a main thread is
+wall time, waiting included, so samples / rate = seconds. Background threads (ZMQ, heartbeat, the pool's
+threads) are left out. Each process is put in one role (coordinator, worker, kernel, alembic) and each main-thread
+stack in one phase, first matching rule wins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+
+RFC3987 = "rfc3987_syntax"
+PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    "coordinator": [
+        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
+        ("register the assignment in the course (generate_assignment)", ("register_assignment (",)),
+        ("build the scratch gradebook template (generate_assignment)", ("prepare_template (",)),
+        ("wait for the worker", ("wait (concurrent/futures/_base.py",)),
+        ("record: score into the gradebook, save the result", ("_record (autograder", "finish (autograder")),
+        ("collect and stage the submissions", ("collect (autograder", "stage (autograder")),
+        ("imports", ("_find_and_load",)),
+        ("summary and other", ("",)),
+    ],
+    "worker": [
+        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
+        ("imports (nbgrader, nbconvert, jupyter_server, sqlalchemy)", ("_find_and_load",)),
+        ("kernel start", ("setup_kernel", "start_new_kernel", "async_start_new_kernel")),
+        ("executing cells (waiting for the kernel)", ("preprocess_cell",)),
+        ("nbgrader's own steps (sanitize, gradebook, write)", ("",)),
+    ],
+    "kernel": [
+        ("hidden checks: train_model training on the real sample", ("training_curves (",)),
+        ("hidden checks: the other checks (pytest, hypothesis)", ("run_checks (",)),
+        ("student cells: imports (fastai, torch)", ("_find_and_load",)),
+        ("student cells: code (loading images, training)", ("run_cell",)),
+        ("kernel start-up and idle between cells", ("",)),
+    ],
+    "alembic": [
+        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
+        ("alembic heads (python start-up, imports, run)", ("",)),
+    ],
+}
+
+
+def role(processes: list[str]) -> str:
+    last = processes[-1]
+    if "alembic" in last:
+        return "alembic"
+    if "ipykernel" in last:
+        return "kernel"
+    return "coordinator" if len(processes) == 1 else "worker"
+
+
+def read(path: Path) -> list[tuple[str, int, list[str], int]]:
+    """(role, pid, frames, samples) per line of a py-spy raw profile recorded with --subprocesses."""
+    rows = []
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        parts = stack.split(";")
+        processes = [p for p in parts if p.startswith("process ")]
+        frames = [p for p in parts if not p.startswith("process ")]
+        if not frames or not processes or frames[0].startswith("Thread._bootstrap"):
+            continue  # background threads
+        pid = int(re.match(r"process (\d+)", processes[-1]).group(1))
+        rows.append((role(processes), pid, frames, int(count)))
+    return rows
+
+
+def phase(kind: str, frames: list[str]) -> str:
+    stack = ";".join(frames)
+    for name, needles in PHASES[kind]:
+        if any(needle in stack for needle in needles):
+            return name
+    return "other"
+
+
+def summarise(rows, rate: float) -> str:
+    lines = []
+    processes: dict[str, set[int]] = defaultdict(set)
+    seconds: dict[str, Counter] = defaultdict(Counter)
+    for kind, pid, frames, count in rows:
+        processes[kind].add(pid)
+        seconds[kind][phase(kind, frames)] += count / rate
+    for kind in ("coordinator", "worker", "kernel", "alembic"):
+        if kind not in seconds:
+            continue
+        total = sum(seconds[kind].values())
+        lines.append(f"{kind}: {total:.1f} s in {len(processes[kind])} process(es)")
+        for name, _ in PHASES[kind]:
+            if seconds[kind][name]:
+                lines.append(f"  {seconds[kind][name]:8.1f} s  {100 * seconds[kind][name] / total:5.1f}%  {name}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("profile", type=Path, help="py-spy raw output (--format raw) recorded with --subprocesses --idle")
+    parser.add_argument("--rate", type=float, default=50, help="the sampling rate it was recorded with (default 50)")
+    args = parser.parse_args()
+    print(summarise(read(args.profile), args.rate))
+
+
+if __name__ == "__main__":
+    main()
