@@ -309,6 +309,7 @@ def execute_submission(
             _kill(_tree(psutil.Process(process.pid))) if process.poll() is None else None
             _kill_session(process.pid)
             process.wait()
+        shutil.rmtree(sandbox.channel, ignore_errors=True)
     seconds = time.perf_counter() - start
     if verdict:
         return Execution(verdict[0], verdict[1], None, seconds, cpu, peak_memory)

@@ -4,11 +4,13 @@ Inside the submission's work folder::
 
     kernel/     the kernel's working folder and HOME: the only place it may write (owned by the sandbox user)
     ../.sandbox-shared/  what the batch's kernels share read-only: the MNIST sample and matplotlib's font cache
-    channel/    the checker's Unix socket (the kernel may connect to it, nothing else)
     private/    the checker's configuration and reports, the kernel's refusal log (never readable by the kernel)
     jupyter/    the kernel spec that starts ``kernel_boot.py``
     runtime/    Jupyter's connection files
     course/     the scratch nbgrader course (gradebook with hidden tests: never readable by the kernel)
+
+The checker's Unix socket lives in a folder of its own with a short path under ``/tmp`` (``Sandbox.channel``,
+removed after the submission), since a socket's path may have at most 107 bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import site
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +46,7 @@ class Sandbox:
     """Paths and settings of one submission's sandbox (see the module docstring)."""
 
     work: Path
+    channel: Path
     kernel: Path
     private: Path
     socket: Path
@@ -128,6 +132,12 @@ def stage_matplotlib(into: Path) -> Path:
         return target
 
 
+def _channel_folder() -> Path:
+    """A new folder with a short path for the checker's socket (a Unix socket path has at most 107 bytes)."""
+    base = "/tmp" if os.path.isdir("/tmp") else None
+    return Path(tempfile.mkdtemp(prefix="autograder-channel-", dir=base))
+
+
 def _kernel_spec(into: Path, boot_config: Path) -> None:
     spec = into / "kernels" / "python3"
     spec.mkdir(parents=True)
@@ -182,8 +192,8 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
         output_bytes: what the kernel may print in all; past it, printing raises and the refusal is logged.
     """
     user = sandbox_user()
-    kernel, private, channel = work / "kernel", work / "private", work / "channel"
-    for folder in (kernel, kernel / "tmp", private, channel, work / "runtime", work / "jupyter-config"):
+    kernel, private, channel = work / "kernel", work / "private", _channel_folder()
+    for folder in (kernel, kernel / "tmp", private, work / "runtime", work / "jupyter-config"):
         folder.mkdir(parents=True, exist_ok=True)
     for folder in (work, *list(work.parents)[:2]):
         if folder.stat().st_uid == os.geteuid():
@@ -225,7 +235,7 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
-    return Sandbox(work, kernel, private, socket_path, reports, violations, checker_config, env, user[0] if user else None)
+    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, checker_config, env, user[0] if user else None)
 
 
 def violations(sandbox: Sandbox) -> list[str]:
