@@ -28,6 +28,8 @@ c.GenerateAssignment.preprocessors = [
 # an endless loop.
 c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
+# nbclient waits 4 s by default for a cell's last outputs after it finishes; a busy machine needs longer.
+c.Execute.iopub_timeout = 30
 
 # torch and fastai print harmless warnings to stderr on import; nbgrader scores a test cell with any
 # stderr output as 0, so drop those (and only those) stderr outputs before scoring.
