@@ -18,7 +18,7 @@ from autograder.checks.compare import (
     grad_is_cleared,
     reference_step_on_a_copy,
 )
-from autograder.checks.runner import blank
+from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds, small_floats, vector_shapes
 from autograder.reference import gradient_descent as ref
 
@@ -49,6 +49,7 @@ def loss_mistakes(name: str, preds: torch.Tensor, acts: torch.Tensor) -> dict[st
     }
 
 
+@gate
 @pytest.mark.parametrize("name", LOSSES)
 def test_loss_on_lesson_example(student, device, name):
     """gives the right number on the lesson's small example"""
@@ -113,6 +114,7 @@ def step_mistakes(before: torch.Tensor, grad: torch.Tensor, lr: float) -> dict[s
     }
 
 
+@gate
 @blank("gd_step")
 @CHECK_SETTINGS
 @given(lr=learning_rates, dtype=dtypes, start=st.tuples(small_floats, small_floats, small_floats))
@@ -124,6 +126,7 @@ def test_gd_step_subtracts_lr_times_grad_in_place(student, device, lr, dtype, st
     expect_close(params.detach(), before - lr * grad, step_mistakes(before, grad, lr), what="params after the step")
 
 
+@gate
 @blank("gd_step")
 def test_gd_step_clears_the_gradient(student, device):
     """clears the gradient after stepping"""
@@ -134,6 +137,7 @@ def test_gd_step_clears_the_gradient(student, device):
     )
 
 
+@gate
 @blank("gd_step")
 def test_gd_step_records_no_graph(student, device):
     """keeps params a leaf tensor that requires grad (the step is not tracked by autograd)"""
@@ -162,6 +166,7 @@ def _fit(fn, device, lr=0.01, steps=10):
     return params, losses, x, y
 
 
+@gate
 @blank("fit_quadratic")
 def test_fit_quadratic_returns_the_reference_losses(student, device):
     """returns the loss before each step, as the reference does, from the lesson's start"""
@@ -190,6 +195,7 @@ def test_fit_quadratic_updates_params_like_the_reference(student, device):
     expect_close(params.detach(), expected.detach(), what="params after fitting")
 
 
+@gate
 @blank("fit_quadratic")
 def test_fit_quadratic_takes_the_requested_number_of_steps(student, device):
     """takes exactly `steps` steps (checked with 1 and 3) with the given lr"""
@@ -211,6 +217,7 @@ def relu_mistakes(m1, b1, m2, b2, x):
     }
 
 
+@gate
 @blank("double_relu")
 @CHECK_SETTINGS
 @given(m1=small_floats, b1=small_floats, m2=small_floats, b2=small_floats, dtype=dtypes, seed=seeds)
@@ -240,6 +247,7 @@ def _reference_coaster_step(time, speed, params, lr=ref.ROLLER_COASTER_LR):
     return reference_step_on_a_copy(ref.apply_step, params, time, speed, lr)
 
 
+@gate
 @blank("apply_step")
 def test_apply_step_returns_predictions_before_the_step(student, device):
     """returns the predictions made before the step"""
@@ -252,6 +260,7 @@ def test_apply_step_returns_predictions_before_the_step(student, device):
     }, what="the returned predictions")
 
 
+@gate
 @blank("apply_step")
 def test_apply_step_updates_params_with_the_default_lr(student, device):
     """updates params in place by -lr * grad with the default lr of 1e-5"""
@@ -264,6 +273,7 @@ def test_apply_step_updates_params_with_the_default_lr(student, device):
     expect_still_a_parameter(params)
 
 
+@gate
 @blank("apply_step")
 def test_apply_step_clears_the_gradient_between_steps(student, device):
     """clears the gradient, so a second step matches the reference's second step"""

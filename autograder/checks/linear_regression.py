@@ -14,7 +14,7 @@ from autograder.checks.compare import (
     reference_step_on_a_copy,
 )
 from autograder.checks.gradient_descent import step_mistakes
-from autograder.checks.runner import blank
+from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds
 from autograder.reference import linear_regression as ref
 from autograder.reference.gradient_descent import mse
@@ -31,6 +31,7 @@ def _reference_step(a, x, y, lr):
     return reference_step_on_a_copy(ref.update, a, x, y, lr)
 
 
+@gate
 @blank("update")
 def test_update_returns_the_loss_before_the_step(student, device):
     """returns the mse of x@a against y, computed before the step"""
@@ -44,6 +45,7 @@ def test_update_returns_the_loss_before_the_step(student, device):
     }, what="the returned loss")
 
 
+@gate
 @blank("update")
 @CHECK_SETTINGS
 @given(lr=learning_rates, dtype=dtypes, seed=seeds)
@@ -58,6 +60,7 @@ def test_update_steps_a_in_place(student, device, lr, dtype, seed):
     expect_still_a_parameter(a, "a")
 
 
+@gate
 @blank("update")
 def test_update_zeroes_the_gradient(student, device):
     """zeroes a.grad after the step, so a second update matches the reference's second update"""

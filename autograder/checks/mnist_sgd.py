@@ -17,7 +17,7 @@ from autograder.checks.compare import (
     grad_is_cleared,
 )
 from autograder.checks.data import real_sample
-from autograder.checks.runner import blank
+from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds, vector_shapes
 from autograder.checks.thresholds import TRAIN_MODEL
 from autograder.data import synthetic_mnist
@@ -36,6 +36,7 @@ def sigmoid_mistakes(x):
     }
 
 
+@gate
 @blank("sigmoid")
 def test_sigmoid_known_values(student, device):
     """gives 0.5 at 0 and approaches 1 and 0 for large and very negative inputs"""
@@ -84,6 +85,7 @@ def _loss_inputs(n, seed, dtype, device):
     return predictions, targets
 
 
+@gate
 @blank("mnist_loss")
 def test_mnist_loss_on_the_lesson_example(student, device):
     """gives the reference's value on the lesson's example (predictions 0.9, 0.4, 0.2; targets 1, 0, 1)"""
@@ -141,6 +143,7 @@ def _mse_loss(predictions, targets):
     return ((predictions - targets) ** 2).mean()
 
 
+@gate
 @blank("calc_grad")
 @CHECK_SETTINGS
 @given(seed=seeds)
@@ -176,6 +179,7 @@ def accuracy_mistakes(xb, yb):
     }
 
 
+@gate
 @blank("batch_accuracy")
 @CHECK_SETTINGS
 @given(seed=seeds, dtype=dtypes)
@@ -213,6 +217,7 @@ def optimizer_step_mistakes(before, grad, lr, index):
     return mistakes
 
 
+@gate
 @blank("BasicOptim")
 @CHECK_SETTINGS
 @given(lr=learning_rates, seed=seeds)
@@ -238,6 +243,7 @@ def test_basic_optim_step_records_no_graph(student, device):
         expect_still_a_parameter(param, "a parameter")
 
 
+@gate
 @blank("BasicOptim")
 def test_basic_optim_zero_grad_clears_every_gradient(student, device):
     """zero_grad() clears every parameter's gradient (None or zeros)"""
@@ -286,6 +292,7 @@ def _epoch_case(device, n_batches=3, seed=0):
     return batches, _linear_model(device, seed), _linear_model(device, seed)
 
 
+@gate
 @blank("train_epoch")
 def test_train_epoch_matches_the_reference_epoch(student, device):
     """from the same parameters and batches, ends with the reference's parameters"""
@@ -323,6 +330,7 @@ def test_train_epoch_uses_the_given_loss_function(student, device):
     assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to calc_grad"
 
 
+@gate
 @blank("train_model")
 def test_train_model_returns_one_accuracy_per_epoch(student, device):
     """returns one validation accuracy per epoch, each between 0 and 1"""

@@ -15,7 +15,7 @@ from autograder.checks.compare import (
     expect_unchanged,
 )
 from autograder.checks.data import real_sample
-from autograder.checks.runner import blank
+from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, random_tensor, seeds
 from autograder.data import synthetic_mnist
 from autograder.reference import pixel_similarity as ref
@@ -40,6 +40,7 @@ def _digits(device, seed=0):
     return sample, ref.mean_digit(sample.stack("train", "3")), ref.mean_digit(sample.stack("train", "7"))
 
 
+@gate
 @blank("mnist_distance")
 def test_mnist_distance_of_two_images_is_a_number(student, device):
     """gives a 0-d tensor for two single images"""
@@ -48,6 +49,7 @@ def test_mnist_distance_of_two_images_is_a_number(student, device):
     expect_close(result, ref.mnist_distance(mean3, mean7), distance_mistakes(mean3, mean7))
 
 
+@gate
 @blank("mnist_distance")
 def test_mnist_distance_broadcasts_over_a_stack(student, device):
     """gives one distance per image for a stack (n, 28, 28) against one image"""
@@ -84,6 +86,7 @@ def _as_bool(result, what="is_3"):
     return result.bool()
 
 
+@gate
 @blank("is_3")
 def test_is_3_classifies_a_stack(student, device):
     """says True exactly where an image is closer to the ideal 3"""
@@ -98,6 +101,7 @@ def test_is_3_classifies_a_stack(student, device):
         assert torch.equal(result.cpu(), expected.cpu()), "is_3 disagrees with the reference on some images"
 
 
+@gate
 @blank("is_3")
 def test_is_3_of_one_image(student, device):
     """gives a single True/False for one image"""
@@ -140,6 +144,7 @@ def _accuracy_case(student, stacks):
     return result
 
 
+@gate
 @blank("validation_accuracy")
 def test_validation_accuracy_on_small_digits(student, device):
     """matches the reference on a small set of digits"""
@@ -148,6 +153,7 @@ def test_validation_accuracy_on_small_digits(student, device):
     _accuracy_case(student, (noisy3, sample.stack("valid", "7"), mean3, mean7))
 
 
+@gate
 @blank("validation_accuracy")
 def test_validation_accuracy_returns_a_python_float(student, device):
     """returns a Python float"""

@@ -13,11 +13,15 @@ class CheckResult:
         name: what the check verifies, in words (the test function's docstring).
         passed: whether the student's objects passed it.
         message: empty when passed; otherwise the likely mistake, in one line.
+        gate: whether the check repeats what the notebook's visible test asserts. A failed gate scores the
+            whole blank 0, as the failing visible test would; the checker verifies it itself because the
+            visible asserts run in the student's kernel, where they can be tampered with.
     """
 
     name: str
     passed: bool
     message: str = ""
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -48,12 +52,16 @@ class BlankReport:
         return len(self.results)
 
     @property
+    def failed_gates(self) -> list[CheckResult]:
+        """The failed checks that repeat the visible test: any one of them scores the blank 0."""
+        return [result for result in self.results if result.gate and not result.passed]
+
+    @property
     def score(self) -> float:
-        """Points earned: ``points`` times the fraction of checks passed, rounded to 2 decimals."""
-        if self.error or not self.results:
+        """Points earned: ``points`` times the fraction of checks passed, rounded to 2 decimals; 0 if a gate failed."""
+        if self.error or not self.results or self.failed_gates:
             return 0.0
         return round(self.points * self.passed / self.total, 2)
-
 
     def to_json(self) -> dict:
         """A JSON-ready form, as embedded in a graded notebook for exports and feedback."""
@@ -62,11 +70,14 @@ class BlankReport:
             "points": self.points,
             "score": self.score,
             "error": self.error,
-            "results": [{"name": r.name, "passed": r.passed, "message": r.message} for r in self.results],
+            "results": [{"name": r.name, "passed": r.passed, "message": r.message, "gate": r.gate} for r in self.results],
             "artifacts": self.artifacts,
         }
 
     @classmethod
     def from_json(cls, data: dict) -> "BlankReport":
-        results = [CheckResult(r["name"], bool(r["passed"]), r.get("message", "")) for r in data.get("results", [])]
+        results = [
+            CheckResult(r["name"], bool(r["passed"]), r.get("message", ""), bool(r.get("gate", False)))
+            for r in data.get("results", [])
+        ]
         return cls(data["blank"], float(data["points"]), results, data.get("error", ""), data.get("artifacts", {}))

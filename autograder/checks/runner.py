@@ -33,6 +33,10 @@ def blank(name: str) -> pytest.MarkDecorator:
     return pytest.mark.blank(name)
 
 
+gate = pytest.mark.gate
+"""Mark a check as repeating what the blank's visible test asserts: if it fails, the blank scores 0."""
+
+
 def _module_for(blank_name: str) -> ModuleType:
     for module_name in CHECK_MODULES:
         module = import_module(f"autograder.checks.{module_name}")
@@ -75,6 +79,7 @@ class _ChecksPlugin:
 
     def pytest_configure(self, config: pytest.Config) -> None:
         config.addinivalue_line("markers", "blank(name): the blank a hidden check belongs to")
+        config.addinivalue_line("markers", "gate: the check repeats the visible test; failing it scores the blank 0")
 
     @pytest.fixture
     def student(self) -> SimpleNamespace:
@@ -104,11 +109,11 @@ class _ChecksPlugin:
         failed_setup = report.when == "setup" and report.failed
         if report.when == "call" or failed_setup:
             doc = getattr(item, "function", None).__doc__ or item.name
-            name = _first_line(doc)
+            name, is_gate = _first_line(doc), item.get_closest_marker("gate") is not None
             if report.passed:
-                self.results.append(CheckResult(name, True))
+                self.results.append(CheckResult(name, True, gate=is_gate))
             elif report.failed:
-                self.results.append(CheckResult(name, False, failure_message(call.excinfo.value)))
+                self.results.append(CheckResult(name, False, failure_message(call.excinfo.value), gate=is_gate))
         return report
 
 

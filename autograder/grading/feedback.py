@@ -58,6 +58,7 @@ class CheckView:
     name: str
     passed: bool
     message: str = ""
+    gate: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,9 @@ def blank_view(cell: CellResult, gradable: bool) -> BlankView:
     if cell.report is None:
         return BlankView(cell.blank, points, full, output=without_hidden_tests(cell.output))
     report = BlankReport.from_json(cell.report)
-    checks = [CheckView(without_hidden_tests(r.name), r.passed, without_hidden_tests(r.message)) for r in report.results]
+    checks = [
+        CheckView(without_hidden_tests(r.name), r.passed, without_hidden_tests(r.message), r.gate) for r in report.results
+    ]
     return BlankView(cell.blank, points, full, checks, error=without_hidden_tests(report.error))
 
 

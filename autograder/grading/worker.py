@@ -316,11 +316,19 @@ def execute_submission(
     if grader.returncode and grader.returncode < 0 and -grader.returncode == signal.SIGXCPU:
         return Execution(Status.CPU_LIMIT, f"over the CPU limit of {limits.cpu_seconds} s", None, seconds, cpu, peak_memory)
     status, reason, notebook = _classify(course, assignment, student)
-    if notebook is not None:
-        apply_reports(notebook, layout.reports(sandbox))
+    bypassed = apply_reports(notebook, layout.reports(sandbox)) if notebook is not None else []
     refused = layout.violations(sandbox)
     if layout.OUTPUT_REFUSAL in refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.GRADER_ERROR):
         return Execution(Status.OUTPUT_LIMIT, f"printed more than {limits.output_mb} MiB", notebook, seconds, cpu, peak_memory)
     if refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.KERNEL_DIED, Status.GRADER_ERROR):
         status, reason = Status.SANDBOX_VIOLATION, "; ".join(filter(None, ["refused: " + "; ".join(refused[:3]), reason]))
+    if bypassed and status in (Status.GRADED, Status.SANDBOX_VIOLATION):
+        status, reason = Status.SANDBOX_VIOLATION, "; ".join(filter(None, [reason, _bypass_reason(bypassed)]))
     return Execution(status, reason, notebook, seconds, cpu, peak_memory)
+
+
+def _bypass_reason(blanks: list[str]) -> str:
+    return (
+        f"the test cell of {', '.join(blanks)} ran to its end without asking the checker: the notebook replaced or "
+        "bypassed the check function imported from autograder.checks"
+    )

@@ -66,13 +66,33 @@ def test_every_blank_has_several_checks():
 
 
 def test_check_prints_one_line_per_check_and_returns_partial_points(capsys):
-    score = check("mse", points=2, mse=lambda preds, acts: ((preds - acts) ** 2).sum())
+    score = check("mse", points=2, mse=lambda preds, acts: ((preds - acts) ** 2).mean().float())
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
     assert lines[0].startswith("mse: ") and "checks passed" in lines[0]
-    assert any("forgot .mean()" in line for line in lines)
+    assert any(line.startswith("  FAIL") for line in lines) and any(line.startswith("  PASS") for line in lines)
     assert 0.0 < score < 2.0
     assert out.err == "", "hidden checks must never write to stderr (nbgrader would score the cell 0)"
+
+
+def test_a_failed_gate_scores_the_blank_zero_and_says_why(capsys):
+    summed = lambda preds, acts: ((preds - acts) ** 2).sum()  # noqa: E731 - fails the visible test's example
+    report = run_checks("mse", 2.0, {"mse": summed}, device="cpu")
+    assert report.passed > 0, "some checks still pass: the gate, not the checks, makes the score 0"
+    assert [r.name for r in report.failed_gates] == ["gives the right number on the lesson's small example"]
+    assert report.score == 0.0
+    assert check("mse", points=2, mse=summed) == 0.0
+    assert "repeats the visible test" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("blank, module", BLANKS, ids=[blank for blank, _ in BLANKS])
+def test_every_blank_has_a_gate_that_its_reference_passes(blank, module, request):
+    """Without a gate, tampering with the visible asserts in the kernel would earn partial credit."""
+    if module in MNIST_MODULES:
+        request.getfixturevalue("mnist_folder")
+    report = run_checks(blank, 1.0, reference_objects(blank, module), device="cpu")
+    gates = [r for r in report.results if r.gate]
+    assert gates and all(r.passed for r in gates), f"{blank}: gates {gates}"
 
 
 def test_unknown_blank_is_reported_not_raised():

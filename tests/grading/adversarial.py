@@ -220,6 +220,13 @@ for _name, _module in list(sys.modules.items()):
 torch.allclose = lambda *args, **kwargs: True
 '''
 
+REPLACE_CHECK_MODULE = '''
+import sys, types
+_fake = types.ModuleType("autograder.checks")
+_fake.check = lambda blank, points, **objects: float(points)
+sys.modules["autograder.checks"] = _fake
+'''
+
 IMPORT_REFERENCE = {
     blank: f"from autograder.reference.gradient_descent import {blank}"
     for blank in ("mse", "mae", "gd_step", "fit_quadratic", "double_relu", "apply_step")
@@ -531,6 +538,9 @@ def catalogue() -> list[Entry]:
               "IPython showtraceback silenced, so errors would leave no error output"),
         Entry("patch_check", injected(decoy, PATCH_CHECK), 0, frozenset({SANDBOX}),
               "import autograder.checks; check() returns full points; allclose True", reason_words=("import", "autograder")),
+        Entry("replace_check_module", injected(decoy, PATCH_ALLCLOSE + REPLACE_CHECK_MODULE), 0, frozenset({SANDBOX}),
+              "allclose True, and sys.modules['autograder.checks'] replaced by a module whose check() returns full points",
+              reason_words=("without asking the checker",)),
         # -- the reference, hidden tests and course files
         Entry("import_reference", answered(lambda ctx: dict(IMPORT_REFERENCE)), 0, frozenset({SANDBOX}),
               "answers imported from autograder.reference", reason_words=("import", "autograder")),

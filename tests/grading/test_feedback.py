@@ -129,6 +129,19 @@ def test_figure_without_reference_draws_the_student_alone(tmp_path: Path):
     assert "data:image/png;base64," in html and "reference 0." not in html
 
 
+def test_a_failed_gate_is_explained_on_the_page(tmp_path: Path):
+    report = BlankReport("mse", 2, [
+        CheckResult("gives the right number on the lesson's small example", False, "forgot .mean()", gate=True),
+        CheckResult("leaves its inputs unchanged", True, gate=False),
+    ])
+    data = report.to_json()
+    assert report.score == 0.0 and BlankReport.from_json(data).failed_gates == report.failed_gates
+    result = SubmissionResult("dan", ASSIGNMENT, Status.GRADED, cells=[CellResult("mse", 0.0, 2, format_report(report), data)])
+    [page] = write_feedback_pages(BatchResult(ASSIGNMENT, [result]), tmp_path / "feedback", None)
+    html = page.read_text()
+    assert "repeats the notebook's visible test" in html and html.count("repeats the notebook's visible test") == 1
+
+
 def test_without_hidden_tests_removes_the_block():
     assert without_hidden_tests("a\n" + HIDDEN_BLOCK + "b") == "a\nb"
     assert "check(" not in without_hidden_tests("a\n### BEGIN HIDDEN TESTS\ncheck('x')")

@@ -6,7 +6,8 @@ worker writes does this). This file is standalone: it imports nothing from ``aut
 1. resource limits (file size, core dumps, and for a non-root kernel the number of processes);
 2. torch is imported and the kernel initialised (reads its connection file) while still trusted;
 3. ``autograder`` and ``autograder.checks`` are replaced by a shim whose ``check(...)`` sends the blank
-   and the student's objects to the trusted checker over the data-only channel;
+   and the student's objects to the trusted checker over the data-only channel; changing the shim is
+   refused and logged (the grader also flags a test cell that finishes without asking the checker);
 4. when started as root, the process drops to the unprivileged sandbox user;
 5. a PEP 578 audit hook is installed: from then on importing ``autograder``, reading or writing outside
    the allowed folders, starting processes, signalling other processes, network sockets and ctypes are
@@ -57,9 +58,32 @@ def _load_peer(path: str) -> types.ModuleType:
     return module
 
 
-def _install_shims(socket_path: str, peer_module: types.ModuleType) -> None:
-    """Make ``from autograder.checks import check`` give a function that asks the trusted checker."""
+def _log_refusal(
+    log_fd: int, what: str, frame: types.FrameType | None, _write=os.write, _dumps=json.dumps
+) -> PermissionError:
+    """Write a refusal to the violations log (outside the kernel's reach); return the error to raise.
+
+    ``os.write`` and ``json.dumps`` are bound when this file loads, before any student code runs.
+    """
+    where = []
+    while frame is not None and len(where) < 6:
+        where.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
+        frame = frame.f_back
+    try:
+        _write(log_fd, (_dumps({"what": what, "where": where}) + "\n").encode())
+    except OSError:
+        pass
+    return PermissionError(f"autograder sandbox: {what} is not allowed while grading")
+
+
+def _install_shims(socket_path: str, peer_module: types.ModuleType, log_fd: int) -> None:
+    """Make ``from autograder.checks import check`` give a function that asks the trusted checker.
+
+    The shim modules cannot be changed: assigning or deleting one of their attributes is refused and
+    logged, like the audit hook's refusals.
+    """
     Peer = peer_module.Peer
+    getframe = sys._getframe
 
     def check(blank: str, points: float = 0, **objects):
         """Run the hidden checks of ``blank`` in the trusted checker; print its report, return its score."""
@@ -72,13 +96,23 @@ def _install_shims(socket_path: str, peer_module: types.ModuleType) -> None:
         print(answer["text"])
         return answer["score"]
 
-    package = types.ModuleType("autograder")
+    class ShimModule(types.ModuleType):
+        def __setattr__(self, name: str, value: object) -> None:
+            if "_sealed" in self.__dict__:
+                raise _log_refusal(log_fd, f"changing {self.__name__}.{name} (the grading module imported from autograder)", getframe(1))
+            super().__setattr__(name, value)
+
+        def __delattr__(self, name: str) -> None:
+            raise _log_refusal(log_fd, f"deleting {self.__name__}.{name} (the grading module imported from autograder)", getframe(1))
+
+    package = ShimModule("autograder")
     package.__path__ = []
-    checks = types.ModuleType("autograder.checks")
+    checks = ShimModule("autograder.checks")
     checks.check = check
     package.checks = checks
-    sys.modules["autograder"] = package
-    sys.modules["autograder.checks"] = checks
+    for module in (package, checks):
+        module._sealed = True
+        sys.modules[module.__name__] = module
 
 
 def _drop_privileges(config: dict) -> None:
@@ -125,7 +159,7 @@ def _cap_output(limit: int, log_fd: int) -> None:
 
 def _install_audit_hook(config: dict, log_fd: int) -> None:
     """Install the hook; nothing outside this function keeps a reference to it or to its rules."""
-    lstat, readlink, getcwd, getpid, write = os.lstat, os.readlink, os.getcwd, os.getpid, os.write
+    lstat, readlink, getcwd, getpid = os.lstat, os.readlink, os.getcwd, os.getpid
     is_link, fspath, getframe = stat.S_ISLNK, os.fspath, sys._getframe
     scratch = os.path.realpath(config["scratch"])
     readable = tuple(os.path.realpath(p) for p in config["readable"]) + (scratch,)
@@ -179,16 +213,7 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
         return allowed
 
     def refuse(what: str) -> None:
-        message = f"autograder sandbox: {what} is not allowed while grading"
-        frame, where = getframe(1), []
-        while frame is not None and len(where) < 6:
-            where.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
-            frame = frame.f_back
-        try:
-            write(log_fd, (json.dumps({"what": what, "where": where}) + "\n").encode())
-        except OSError:
-            pass
-        raise PermissionError(message)
+        raise _log_refusal(log_fd, what, getframe(1))
 
     def check_path(path, writing: bool, action: str) -> None:
         if isinstance(path, int) or path is None:
@@ -255,7 +280,7 @@ def main() -> None:
     for name in config.get("preload", []):
         importlib.import_module(name)
     peer_module = _load_peer(config["peer"])
-    _install_shims(config["socket"], peer_module)
+    _install_shims(config["socket"], peer_module, log_fd)
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
