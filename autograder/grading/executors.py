@@ -10,8 +10,8 @@ coordinating process stays the only writer whichever executor ran the notebooks.
   the limits), rebuilds a small course in a temporary folder on the worker, runs ``execute_submission`` there
   with the same limits as local grading, and returns plain data: the status, reason, usage and the executed
   notebook as JSON text. No Python object of the student ever leaves the worker. A worker that dies mid-task
-  makes Dask run the task on another worker; a task that every worker it touches dies under ends, after the
-  scheduler's ``allowed-failures``, as ``KilledWorker``, and its submission as ``grader_error``.
+  makes Dask run the task on another worker; a submission under which more than the scheduler's
+  ``allowed-failures`` workers died while it ran ends as ``grader_error`` (see ``DaskExecutor``).
 
 ``dask.distributed`` is imported only by ``DaskExecutor``: the base install grades locally without it.
 """
@@ -21,7 +21,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import uuid
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, replace
 from pathlib import Path, PurePosixPath
@@ -217,6 +219,30 @@ def _identity(value: Any) -> Any:
     return value
 
 
+def _announce_start(topic: str, index: int) -> None:
+    """Tell the scheduler, and through it the coordinator, that submission ``index`` starts executing here.
+
+    The message goes synchronously through the worker's client, so it is recorded before the submission runs
+    even if the worker dies right after; if that client cannot be had, the worker's own (batched) event log.
+    """
+    from distributed import get_client, get_worker
+
+    message = {"index": index}
+    try:
+        get_client().log_event(topic, message)
+    except Exception:  # noqa: BLE001 - the count is a safeguard; grading goes on without it
+        try:
+            get_worker().log_event(topic, message)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def run_task(task: Callable[[dict, dict], dict], topic: str, index: int, course: dict, job: dict) -> dict:
+    """What each Dask task runs: announce the start of submission ``index``, then ``task(course, job)``."""
+    _announce_start(topic, index)
+    return task(course, job)
+
+
 def _import_distributed():
     try:
         import distributed
@@ -228,21 +254,31 @@ def _import_distributed():
 class DaskExecutor:
     """One Dask task per submission on a Dask cluster (``grade_on_worker``), recorded here as results arrive.
 
+    Dying workers: the scheduler runs a task again elsewhere when its worker dies, and fails it as
+    ``KilledWorker`` once more than ``distributed.scheduler.allowed-failures`` (default 3) workers died while it
+    was assigned to them, whether it was running there or only waiting behind another task. Each task tells the
+    coordinator when it starts executing, so a submission is marked failed only when at least
+    ``allowed-failures + 1`` of those workers died while it was running; a submission that was only waiting on
+    them is submitted again (at most ``max_attempts`` times in all).
+
     Args:
         cluster: a scheduler address (``tcp://host:8786``), a ``distributed.Client``, or a cluster object
             (``LocalCluster``, ``KubeCluster``, ``SLURMCluster``, a Dask Gateway cluster: anything with a
             ``scheduler_address``). None: ``$DASK_SCHEDULER_ADDRESS``. A client or cluster given here is left
             open; a client this executor opens is closed when the batch ends.
         retries: extra tries of a task that raised an error (the grader's own failure, e.g. a full disk on one
-            worker). A task whose *worker died* is rescheduled by the scheduler instead, up to its
-            ``distributed.scheduler.allowed-failures`` (default 3) deaths, then fails as ``KilledWorker``.
+            worker); Dask's ``retries``.
+        max_attempts: how many times one submission may be given to the scheduler in all (a bound on the
+            workers a submission can take down when its start messages are lost).
         task: the function run on workers (default ``grade_on_worker``); it must take and return the same data.
 
     Raises:
         ExecutorError: dask.distributed is not installed, or no scheduler address is known.
     """
 
-    def __init__(self, cluster: Any = None, retries: int = 1, task: Callable[[dict, dict], dict] | None = None) -> None:
+    def __init__(
+        self, cluster: Any = None, retries: int = 1, task: Callable[[dict, dict], dict] | None = None, max_attempts: int = 3
+    ) -> None:
         _import_distributed()
         if cluster is None:
             cluster = os.environ.get(SCHEDULER_ENV_VAR) or None
@@ -252,6 +288,7 @@ class DaskExecutor:
             )
         self.cluster = cluster.strip() if isinstance(cluster, str) else cluster
         self.retries = retries
+        self.max_attempts = max(1, max_attempts)
         self.task = task or grade_on_worker
 
     def _connect(self):
@@ -275,15 +312,32 @@ class DaskExecutor:
 
         client, opened = self._connect()
         token = uuid.uuid4().hex
-        futures: dict[Any, tuple[Submission, Path]] = {}
+        topic = f"autograder-started-{token}"
+        started: Counter[int] = Counter()
+        lock = threading.Lock()
+
+        def count_start(event: tuple[float, Any]) -> None:
+            message = event[1]
+            if isinstance(message, dict) and isinstance(message.get("index"), int):
+                with lock:
+                    started[message["index"]] += 1
+
+        futures: dict[Any, tuple[int, int]] = {}
+        client.subscribe_topic(topic, count_start)
         try:
             course = client.submit(_identity, course_payload(course_root, template_db, assignment), key=f"autograder-course-{token}")
-            for index, submission in enumerate(submissions):
-                job = job_payload(course_root, assignment, submission, limits)
-                future = client.submit(self.task, course, job, key=f"autograder-grade-{token}-{index:05d}", retries=self.retries)
-                futures[future] = (submission, work / f"{index:05d}")
-            for future in distributed.as_completed(list(futures), loop=client.loop):
-                submission, scratch = futures.pop(future)
+            jobs = [job_payload(course_root, assignment, submission, limits) for submission in submissions]
+
+            def submit(index: int, attempt: int):
+                key = f"autograder-grade-{token}-{index:05d}-{attempt}"
+                future = client.submit(run_task, self.task, topic, index, course, jobs[index], key=key, retries=self.retries)
+                futures[future] = (index, attempt)
+                return future
+
+            completed = distributed.as_completed([submit(index, 1) for index in range(len(submissions))], loop=client.loop)
+            for future in completed:
+                index, attempt = futures.pop(future)
+                submission, scratch = submissions[index], work / f"{index:05d}"
                 try:
                     execution = execution_from_payload(future.result(), scratch)
                 except CancelledError as error:
@@ -292,9 +346,16 @@ class DaskExecutor:
                         "the results recorded so far are saved, run the same command again to grade the rest"
                     ) from error
                 except KilledWorker as error:
-                    killed = getattr(error, "allowed_failures", None)
-                    count = f"{killed + 1} grading workers" if isinstance(killed, int) else "its grading workers"
-                    execution = _failure(f"killed {count}; marked failed")
+                    allowed = error.allowed_failures if isinstance(getattr(error, "allowed_failures", None), int) else 3
+                    with lock:
+                        killed = started[index]
+                    if killed <= allowed and attempt < self.max_attempts:
+                        completed.add(submit(index, attempt + 1))  # it was waiting, not running, on some of them
+                        continue
+                    if killed > allowed:
+                        execution = _failure(f"killed {killed} grading workers; marked failed")
+                    else:
+                        execution = _failure(f"{allowed + 1} grading workers died while it waited for them, {attempt} times; marked failed")
                 except Exception as error:  # noqa: BLE001 - a task failure is this submission's status
                     execution = _failure(f"the worker failed: {error}")
                 future.release()
@@ -303,6 +364,10 @@ class DaskExecutor:
         finally:
             for future in futures:
                 future.cancel()
+            try:
+                client.unsubscribe_topic(topic)
+            except Exception:  # noqa: BLE001 - the client may already be closing
+                pass
             if opened:
                 client.close()
 

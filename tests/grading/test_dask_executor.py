@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+import time
 import shutil
 import subprocess
 import sys
@@ -20,10 +22,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course import scratch_course
+from autograder.course import CONFIG_NAME, scratch_course
 from autograder.grading.demo import fill, solution_snippets
 from autograder.grading.executors import DaskExecutor, ExecutorError, LocalExecutor, grade_on_worker, make_executor
 from autograder.grading.pipeline import GradeOptions, grade, load_results, results_folder
+from autograder.grading.submissions import Submission
 from autograder.grading.results import Status
 from autograder.grading.worker import Limits
 from autograder.nbgrader_api import cell_grades, in_course
@@ -35,7 +38,9 @@ CELL_TIMEOUT = 40
 """Seconds per cell: the slowest honest cell of 01_gradient_descent takes a few seconds, even on a busy machine."""
 LIMITS = Limits(cell_timeout=CELL_TIMEOUT, cpu_seconds=300, memory_mb=4096, wall_seconds=600)
 ALLOWED_FAILURES = 1
-"""The test scheduler's ``allowed-failures``: a task is tried on at most 2 workers that die under it."""
+"""The test scheduler's ``allowed-failures``: a task fails once 2 workers died while it was assigned to them."""
+MOST_KILLED = (ALLOWED_FAILURES + 1) * 3
+"""The most workers one submission can take down with ``DaskExecutor``'s default ``max_attempts`` of 3."""
 CRASH_EVERY_WORKER = "crash_every_worker"
 CRASH_ONCE = "crash_once"
 BLOCK_DASK = "import sys; sys.modules['dask'] = sys.modules['distributed'] = None; "
@@ -46,8 +51,13 @@ EXIT_KERNEL = "import os\nos._exit(1)\n"
 
 
 def make_course(into: Path) -> Path:
+    """A scratch copy of the course. Its configuration waits up to 30 s (nbclient's default: 4 s) for a finished
+    cell's output, so that a busy test machine does not turn a slow message into a grader error; the Dask
+    workers receive this configuration from the coordinator like any other."""
     course = scratch_course(REPO_ROOT, into)
     shutil.copytree(REPO_ROOT / "release", course / "release")
+    with open(course / CONFIG_NAME, "a") as config:
+        config.write("\nc.Execute.iopub_timeout = 30\n")
     return course
 
 
@@ -94,10 +104,12 @@ def grade_or_end_the_worker(markers: str, course: dict, job: dict) -> dict:
 @pytest.fixture(scope="module")
 def cluster(fastai_home):
     """Two single-threaded worker processes on 127.0.0.1, with a scheduler that gives up on a task after
-    ``ALLOWED_FAILURES + 1`` workers died under it and sends each worker one task at a time."""
+    ``ALLOWED_FAILURES + 1`` workers died while it was assigned to them, and sends every task to a worker at
+    once (``worker-saturation: inf``), so that tasks wait on workers behind others: the harshest case, where a
+    dying worker also takes down the tasks queued on it."""
     dask = pytest.importorskip("dask")
     distributed = pytest.importorskip("distributed")
-    settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": 1.0}
+    settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES, "distributed.scheduler.worker-saturation": "inf"}
     with dask.config.set(settings):
         local = distributed.LocalCluster(
             n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
@@ -172,9 +184,11 @@ def test_dask_grades_like_local_and_survives_workers_that_die(graded):
     assert dask_results[CRASH_ONCE] == dask_results["reference"]
 
     # a submission that kills every worker it touches is marked failed after a bounded number of tries
+    # (more than ALLOWED_FAILURES + 1 when it also waited on a worker that crash_once took down)
     failed = by_student[CRASH_EVERY_WORKER]
     assert failed.status == Status.GRADER_ERROR, failed
-    assert failed.reason == f"killed {ALLOWED_FAILURES + 1} grading workers; marked failed"
+    killed = re.fullmatch(r"killed (\d+) grading workers; marked failed", failed.reason)
+    assert killed and ALLOWED_FAILURES + 1 <= int(killed.group(1)) <= MOST_KILLED, failed.reason
     assert failed.score == 0.0 and failed.max_score == 10.0
 
     # the coordinator recorded exactly one gradebook submission and one saved result per student
@@ -190,6 +204,52 @@ def test_dask_grades_like_local_and_survives_workers_that_die(graded):
     events = graded["events"]
     assert events[0] == ("start", len(everyone))
     assert sorted(payload.student for kind, payload in events[1:]) == everyone
+
+
+def pretend_to_grade(course: dict, job: dict) -> dict:
+    """A stand-in for ``grade_on_worker`` that executes nothing: ``killer`` ends its worker after a moment, the
+    others take a moment and come back graded."""
+    if job["student"] == "killer":
+        time.sleep(0.5)
+        os._exit(17)
+    time.sleep(1.0)
+    return {"status": "graded", "reason": job["student"], "seconds": 1.0, "cpu_seconds": 0.0, "peak_memory_mb": 0.0,
+            "notebook_name": None, "notebook": None}
+
+
+@pytest.mark.slow
+def test_submissions_waiting_on_a_dying_worker_are_given_again(tmp_path, cluster):
+    """Every task goes to a worker at once, so several wait behind the killer on each worker it takes down; Dask
+    fails them too (``KilledWorker``), but they never ran there, so they are submitted again and graded."""
+    import cloudpickle
+    from distributed import Client
+
+    course = tmp_path / "course"
+    (course / "release" / ASSIGNMENT).mkdir(parents=True)
+    (course / CONFIG_NAME).write_text("c = get_config()\n")
+    (course / "release" / ASSIGNMENT / NOTEBOOK).write_text("{}")
+    template = tmp_path / "gradebook.db"
+    template.write_bytes(b"not used")
+    students = ["killer"] + [f"waits{i}" for i in range(7)]
+    submissions = []
+    for student in students:
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        (folder / NOTEBOOK).write_text("{}")
+        submissions.append(Submission(student, folder / NOTEBOOK))
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            executor = DaskExecutor(client, task=pretend_to_grade)
+            done = list(executor.execute(course, template, ASSIGNMENT, submissions, tmp_path / "work", LIMITS))
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    results = {submission.student: execution for submission, execution in done}
+    assert sorted(results) == sorted(students) and len(done) == len(students)
+    assert results["killer"].status == Status.GRADER_ERROR
+    assert results["killer"].reason == f"killed {ALLOWED_FAILURES + 1} grading workers; marked failed"
+    for student in students[1:]:
+        assert (results[student].status, results[student].reason) == (Status.GRADED, student)
 
 
 @pytest.mark.slow
