@@ -9,6 +9,10 @@ from pathlib import Path
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")  # nbgrader gradebook noise
 
+from autograder.startup import skip_slow_optional_imports  # noqa: E402
+
+skip_slow_optional_imports()
+
 import click  # noqa: E402 - after the filter, so importing torch stays quiet
 from rich.console import Console
 from rich.table import Table

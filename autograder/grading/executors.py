@@ -33,6 +33,7 @@ from autograder.course import CONFIG_NAME
 from autograder.grading.results import Status
 from autograder.grading.submissions import Submission
 from autograder.grading.worker import Execution, Limits, execute_submission
+from autograder.startup import skip_slow_optional_imports
 
 SCHEDULER_ENV_VAR = "DASK_SCHEDULER_ADDRESS"
 EXECUTORS = ("local", "dask")
@@ -163,6 +164,7 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
         ``notebook_name`` and ``notebook`` (the executed notebook's JSON text; both None when execution
         failed): strings and numbers only.
     """
+    skip_slow_optional_imports()
     assignment, student = course["assignment"], job["student"]
     limits = Limits(**job["limits"])
     if limits.threads == 0:

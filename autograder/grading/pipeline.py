@@ -3,7 +3,7 @@
 1. preflight: the assignment exists, the output folders are writable, there is disk space;
 2. collect: find the submissions (nbgrader layout, a flat folder or a zip) and give each problem a status;
 3. stage: copy gradable notebooks into ``submitted/<student>/<assignment>/``;
-4. register: make sure the course gradebook knows the assignment;
+4. register: make sure the course gradebook knows the assignment (updated in a scratch copy, swapped in atomically);
 5. plan: skip submissions already graded (unless ``force``);
 6. execute: run each submission in its own scratch course and process, under limits, with the executor
    (``jobs`` at a time on this machine, or as tasks on a Dask cluster: ``executors``);
@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import nbformat
 
-from autograder.course import check_assignment, notebook
+from autograder.course import check_assignment, notebook, scratch_course
 from autograder.grading import record as recording
 from autograder.grading.executors import ExecutorError, make_executor
 from autograder.grading.results import BatchResult, Status, SubmissionResult
@@ -33,6 +33,8 @@ from autograder.nbgrader_api import generate_assignment, in_course
 
 RESULTS_DIR = "grading"
 MIN_FREE_BYTES = 200 * 2**20
+REGISTER_SUFFIX = ".registering"
+"""The gradebook updated in a scratch course is copied next to the course's under this suffix, then renamed."""
 
 
 class GradingError(RuntimeError):
@@ -69,24 +71,57 @@ def results_folder(course_root: Path, assignment: str) -> Path:
     return course_root / RESULTS_DIR / assignment
 
 
-def preflight(course_root: Path, assignment: str) -> None:
-    """Refuse to start when the assignment is unknown or the course folder cannot take the results."""
-    check_assignment(course_root, assignment)
-    for folder in (course_root, results_folder(course_root, assignment)):
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            probe = folder / ".write-probe"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as error:
-            raise GradingError(f"cannot write to {folder}: {error.strerror or error}") from error
-    free = shutil.disk_usage(course_root).free
+def _check_free_space(folder: Path, what: str) -> None:
+    free = shutil.disk_usage(folder).free
     if free < MIN_FREE_BYTES:
-        raise GradingError(f"only {free // 2**20} MiB free on the disk of {course_root}; need at least {MIN_FREE_BYTES // 2**20} MiB")
+        raise GradingError(f"only {free // 2**20} MiB free on the disk of {what} {folder}; need at least {MIN_FREE_BYTES // 2**20} MiB")
 
 
-def register_assignment(course_root: Path, assignment: str) -> None:
-    """Run ``nbgrader generate_assignment`` in the course if its gradebook does not know the assignment."""
+def _check_writable_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe-{os.getpid()}"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as error:
+        raise GradingError(f"cannot write to {folder}: {error.strerror or error}") from error
+
+
+def _check_writable_file(path: Path) -> None:
+    try:
+        os.close(os.open(path, os.O_RDWR))
+    except OSError as error:
+        raise GradingError(f"cannot write to {path}: {error.strerror or error}") from error
+
+
+def preflight(course_root: Path, assignment: str) -> None:
+    """Refuse to start when the assignment is unknown or an output cannot be written.
+
+    Checked before anything is graded or staged: free space on the course's disk and on the disk of the
+    scratch folders (``tempfile.gettempdir()``), and write access to the course, ``grading/<assignment>/``,
+    the scratch folder, and, where they exist, ``submitted/``, ``autograded/`` and ``gradebook.db``.
+    """
+    check_assignment(course_root, assignment)
+    scratch = Path(tempfile.gettempdir())
+    _check_free_space(course_root, "the course")
+    _check_free_space(scratch, "the scratch folder")
+    for folder in (course_root, results_folder(course_root, assignment), scratch):
+        _check_writable_folder(folder)
+    for name in ("submitted", "autograded"):
+        if (course_root / name).is_dir():
+            _check_writable_folder(course_root / name)
+    if (course_root / "gradebook.db").exists():
+        _check_writable_file(course_root / "gradebook.db")
+
+
+def register_assignment(course_root: Path, assignment: str, work: Path) -> None:
+    """Make the course's gradebook know ``assignment`` (its notebooks and grade cells), touching nothing else.
+
+    ``nbgrader generate_assignment --force`` would also delete and rewrite ``release/<assignment>/``; a grader
+    killed then would leave the course without its release. So it runs in a scratch copy of the course (in
+    ``work``) that holds a copy of the gradebook, and the updated gradebook replaces the course's in one
+    atomic rename.
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
     database = course_root / "gradebook.db"
@@ -97,7 +132,14 @@ def register_assignment(course_root: Path, assignment: str) -> None:
                     return
             except MissingEntry:
                 pass
-    generate_assignment(course_root, assignment)
+    scratch = scratch_course(course_root, work / "register-course")
+    if database.exists():
+        shutil.copy2(database, scratch / "gradebook.db")
+    generate_assignment(scratch, assignment)
+    staged = course_root / (database.name + REGISTER_SUFFIX)
+    shutil.copy2(scratch / "gradebook.db", staged)
+    os.replace(staged, database)
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 def load_results(course_root: Path, assignment: str) -> BatchResult:
@@ -215,7 +257,7 @@ def grade(
         except Exception as error:  # noqa: BLE001 - any unreadable input stops the batch before it starts
             raise GradingError(f"cannot read the submissions in {source}: {error}") from error
         stage([s for s in submissions if s.status is None or s.status.gradable], course_root, assignment, expected)
-        register_assignment(course_root, assignment)
+        register_assignment(course_root, assignment, work)
         results: dict[str, SubmissionResult] = {}
         duplicates = {s.student: s.reason for s in submissions if s.notebook is None and "duplicate student id" in s.reason}
         submissions = _first_of_each_student(submissions)

@@ -11,6 +11,7 @@ killed and the submission gets a status saying which limit it crossed.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -83,17 +84,52 @@ class Execution:
     peak_memory_mb: float
 
 
+TEMPLATE_CACHE = Path("grading") / ".cache"
+"""Where built gradebook templates are kept, relative to the course, one per assignment and inputs."""
+
+
+def _template_key(course_root: Path, assignment: str) -> str:
+    """A digest of what the template depends on: the assignment's source files, the configuration, nbgrader."""
+    import nbgrader
+
+    digest = hashlib.sha256(nbgrader.__version__.encode())
+    digest.update((course_root / CONFIG_NAME).read_bytes())
+    folder = course_root / "source" / assignment
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def prepare_template(course_root: Path, assignment: str, into: Path) -> Path:
-    """Build a gradebook that knows ``assignment`` (and no student) from the course's ``source/``.
+    """A gradebook that knows ``assignment`` (and no student), built from the course's ``source/``.
+
+    Building one runs ``nbgrader generate_assignment`` in a scratch course (seconds, most of it nbgrader's
+    database migrations); the result is kept in ``grading/.cache/`` under a digest of the assignment's
+    source files, the configuration and nbgrader's version, and reused while they stay the same.
 
     Returns:
-        The path of that ``gradebook.db``, to be copied into every scratch course.
+        The path of that ``gradebook.db`` in ``into``, to be copied into every scratch course.
     """
+    template = into / "gradebook.db"
+    into.mkdir(parents=True, exist_ok=True)
+    cache = course_root / TEMPLATE_CACHE
+    cached = cache / f"{assignment}-{_template_key(course_root, assignment)}.db"
+    if cached.is_file():
+        shutil.copy2(cached, template)
+        return template
     course = scratch_course(course_root, into / "template-course")
     generate_assignment(course, assignment)
-    template = into / "gradebook.db"
     shutil.copy2(course / "gradebook.db", template)
     shutil.rmtree(course)
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        for stale in [*cache.glob(f"{assignment}-*.db"), *cache.glob(f".{assignment}-*.partial")]:
+            stale.unlink()
+        staged = cache / f".{cached.name}.{os.getpid()}.partial"
+        shutil.copy2(template, staged)
+        os.replace(staged, cached)
+    except OSError:
+        pass  # the cache only saves time
     return template
 
 
