@@ -1,4 +1,4 @@
-"""Hostile and broken submissions graded in ONE batch with honest ones, through the CLI (issue 6).
+"""Hostile and broken submissions graded in ONE batch with honest ones, through the CLI.
 
 The bar: no hostile submission scores more than its honest work earns, the grader never crashes, every honest
 submission is graded exactly, nothing is written outside the submission's own work area, no process outlives
