@@ -30,6 +30,7 @@ from autograder.course import CONFIG_NAME, notebook as course_notebook, scratch_
 from autograder.grading.nbgrader_worker import RESULT_NAME
 from autograder.grading.results import Status
 from autograder.grading.sandbox import layout
+from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.trusted_outputs import apply_reports, blank_of
 from autograder.nbgrader_api import generate_assignment
 
@@ -168,9 +169,19 @@ def _drop_unknown_grade_cells(notebook: Path, release: Path) -> None:
         nbformat.write(nb, notebook)
 
 
-def _limit_cpu(cpu_seconds: int):
+def _child_setup(cpu_seconds: int | None = None):
+    """What a grading child runs between fork and exec: die with this process, and cap its CPU time.
+
+    The children run in sessions of their own (so that a whole session can be killed), which a SIGKILL
+    of the grader's process group does not reach; the parent-death signal ends them when the thread
+    that started them ends, however it ends.
+    """
+    parent = os.getpid()
+
     def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        die_with_parent(parent)
+        if cpu_seconds is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
 
     return apply
 
@@ -251,7 +262,8 @@ def _start_checker(sandbox: layout.Sandbox, limits: Limits) -> subprocess.Popen:
     try:
         return subprocess.Popen(
             [sys.executable, "-m", "autograder.grading.sandbox.checker", str(sandbox.checker_config)],
-            cwd=sandbox.private, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=sandbox.private, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_child_setup(), start_new_session=True,
         )
     finally:
         log.close()
@@ -336,7 +348,7 @@ def execute_submission(
         with open(work / "worker.log", "wb") as log:
             grader = subprocess.Popen(
                 command, cwd=course, env=sandbox.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_limit_cpu(limits.cpu_seconds), start_new_session=True,
+                preexec_fn=_child_setup(limits.cpu_seconds), start_new_session=True,
             )
         processes.insert(0, grader)
         verdict, cpu, peak_memory = _watch(processes, sandbox, limits)
