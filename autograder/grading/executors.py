@@ -139,14 +139,31 @@ def job_payload(course_root: Path, assignment: str, submission: Submission, limi
     return {"student": submission.student, "submitted": _folder_files(submitted), "limits": asdict(limits)}
 
 
-def _worker_threads() -> int:
-    """The math-library threads for one kernel on this Dask worker: its cores / its task threads."""
+def task_slots_by_host(workers: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Task threads of all Dask workers per host, from ``Client.scheduler_info()["workers"]``.
+
+    Several worker processes often share one machine (a ``LocalCluster``, ``dask-worker --nworkers``), and
+    each task starts a kernel of its own: the cores of a host are shared among all its workers' task threads.
+    """
+    slots: dict[str, int] = {}
+    for info in workers.values():
+        host, threads = info.get("host"), info.get("nthreads")
+        if isinstance(host, str) and isinstance(threads, int) and threads > 0:
+            slots[host] = slots.get(host, 0) + threads
+    return slots
+
+
+def _worker_threads(slots_by_host: dict[str, int]) -> int:
+    """The math-library threads for one kernel on this Dask worker: the host's cores / the task threads of
+    every worker on the host (from ``task_slots_by_host``; this worker's own threads when its host is unknown)."""
     from dask.system import cpu_count
 
     try:
         from distributed import get_worker
+        from distributed.comm import get_address_host
 
-        slots = get_worker().state.nthreads
+        worker = get_worker()
+        slots = slots_by_host.get(get_address_host(worker.address)) or worker.state.nthreads
     except (ImportError, ValueError, AttributeError):
         slots = 1
     return max(1, cpu_count() // max(1, slots))
@@ -157,7 +174,8 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
 
     Rebuilds a course holding only ``nbgrader_config.py`` and ``release/<assignment>/``, plus the student's
     ``submitted/`` folder, in a temporary folder; runs ``execute_submission`` under the shipped limits (a
-    ``threads`` of 0 becomes this worker's cores per task thread); removes the folder.
+    ``threads`` of 0 becomes the host's cores per task thread of all its workers, see ``_worker_threads``);
+    removes the folder.
 
     Returns:
         ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
@@ -168,7 +186,7 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
     assignment, student = course["assignment"], job["student"]
     limits = Limits(**job["limits"])
     if limits.threads == 0:
-        limits = replace(limits, threads=_worker_threads())
+        limits = replace(limits, threads=_worker_threads(course.get("task_slots", {})))
     with tempfile.TemporaryDirectory(prefix="autograder-task-") as tmp:
         root = Path(tmp)
         course_root = root / "course"
@@ -327,7 +345,9 @@ class DaskExecutor:
         futures: dict[Any, tuple[int, int]] = {}
         client.subscribe_topic(topic, count_start)
         try:
-            course = client.submit(_identity, course_payload(course_root, template_db, assignment), key=f"autograder-course-{token}")
+            payload = {**course_payload(course_root, template_db, assignment),
+                       "task_slots": task_slots_by_host(client.scheduler_info()["workers"])}
+            course = client.submit(_identity, payload, key=f"autograder-course-{token}")
             jobs = [job_payload(course_root, assignment, submission, limits) for submission in submissions]
 
             def submit(index: int, attempt: int):

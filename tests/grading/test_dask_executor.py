@@ -328,3 +328,22 @@ def test_payloads_stay_inside_the_work_folder_and_come_back_as_plain_data(tmp_pa
         execution_from_payload({**payload, "notebook_name": "x.py"}, tmp_path / "scratch")
     with pytest.raises(ValueError):
         execution_from_payload(["not", "a", "dict"], tmp_path / "scratch")
+
+
+def test_kernels_share_a_hosts_cores_among_all_the_task_threads_of_its_workers(cluster):
+    from dask.system import cpu_count
+    from distributed import Client
+
+    from autograder.grading.executors import _worker_threads, task_slots_by_host
+
+    two_hosts = {"a": {"host": "10.0.0.1", "nthreads": 4}, "b": {"host": "10.0.0.1", "nthreads": 2},
+                 "c": {"host": "10.0.0.2", "nthreads": 1}, "d": {"host": "10.0.0.3"}}
+    assert task_slots_by_host(two_hosts) == {"10.0.0.1": 6, "10.0.0.2": 1}
+    with Client(cluster, set_as_default=False) as client:
+        slots = task_slots_by_host(client.scheduler_info()["workers"])
+        assert slots == {"127.0.0.1": 2}, "two single-threaded workers on the loopback host"
+        shared = client.gather([client.submit(_worker_threads, slots, pure=False, workers=[address])
+                                for address in client.scheduler_info()["workers"]])
+        alone = client.submit(_worker_threads, {}, pure=False).result()
+    assert shared == [max(1, cpu_count() // 2)] * 2
+    assert alone == max(1, cpu_count()), "a host it does not know: the worker's own task threads"
