@@ -18,6 +18,7 @@ coordinating process stays the only writer whichever executor ran the notebooks.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -33,7 +34,6 @@ from autograder.course import CONFIG_NAME
 from autograder.grading.results import Status
 from autograder.grading.submissions import Submission
 from autograder.grading.worker import Execution, Limits, execute_submission
-from autograder.startup import skip_slow_optional_imports
 
 SCHEDULER_ENV_VAR = "DASK_SCHEDULER_ADDRESS"
 EXECUTORS = ("local", "dask")
@@ -169,25 +169,44 @@ def _worker_threads(slots_by_host: dict[str, int]) -> int:
     return max(1, cpu_count() // max(1, slots))
 
 
+_WORKER_FOLDER: Path | None = None
+_worker_folder_lock = threading.Lock()
+
+
+def _worker_folder() -> Path:
+    """This process's folder for grading tasks, under the temporary folder; made at its first task, removed at exit.
+
+    Holds each task's work folder and, beside them, what the sandbox stages once for all of them.
+    """
+    global _WORKER_FOLDER
+    with _worker_folder_lock:
+        if _WORKER_FOLDER is None or not _WORKER_FOLDER.is_dir():
+            _WORKER_FOLDER = Path(tempfile.mkdtemp(prefix="autograder-worker-"))
+            atexit.register(shutil.rmtree, _WORKER_FOLDER, ignore_errors=True)
+        return _WORKER_FOLDER
+
+
 def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """The Dask task: execute one submission on this worker and return plain data.
 
     Rebuilds a course holding only ``nbgrader_config.py`` and ``release/<assignment>/``, plus the student's
     ``submitted/`` folder, in a temporary folder; runs ``execute_submission`` under the shipped limits (a
     ``threads`` of 0 becomes the host's cores per task thread of all its workers, see ``_worker_threads``);
-    removes the folder.
+    removes the folder. The submission's work folder lies in this worker process's folder (``_worker_folder``),
+    so the read-only data the kernels share (the MNIST sample, matplotlib's font cache) is staged once per
+    worker, not once per task, as once per batch in local grading.
 
     Returns:
         ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
         ``notebook_name`` and ``notebook`` (the executed notebook's JSON text; both None when execution
         failed): strings and numbers only.
     """
-    skip_slow_optional_imports()
     assignment, student = course["assignment"], job["student"]
     limits = Limits(**job["limits"])
     if limits.threads == 0:
         limits = replace(limits, threads=_worker_threads(course.get("task_slots", {})))
-    with tempfile.TemporaryDirectory(prefix="autograder-task-") as tmp:
+    base = _worker_folder()
+    with tempfile.TemporaryDirectory(prefix="task-", dir=base) as tmp:
         root = Path(tmp)
         course_root = root / "course"
         _write_files({CONFIG_NAME: course["config"]}, course_root)
@@ -197,19 +216,21 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
         submitted = course_root / "submitted" / student / assignment
         submitted.mkdir(parents=True)
         _write_files(job["submitted"], submitted)
-        work = root / "work"
-        work.mkdir()
-        execution = execute_submission(course_root, template, assignment, student, submitted, work, limits)
-        notebook = execution.notebook
-        return {
-            "status": execution.status.value,
-            "reason": str(execution.reason),
-            "seconds": float(execution.seconds),
-            "cpu_seconds": float(execution.cpu_seconds),
-            "peak_memory_mb": float(execution.peak_memory_mb),
-            "notebook_name": notebook.name if notebook is not None else None,
-            "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
-        }
+        work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
+        try:
+            execution = execute_submission(course_root, template, assignment, student, submitted, work, limits)
+            notebook = execution.notebook
+            return {
+                "status": execution.status.value,
+                "reason": str(execution.reason),
+                "seconds": float(execution.seconds),
+                "cpu_seconds": float(execution.cpu_seconds),
+                "peak_memory_mb": float(execution.peak_memory_mb),
+                "notebook_name": notebook.name if notebook is not None else None,
+                "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
+            }
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def execution_from_payload(payload: Any, scratch: Path) -> Execution:

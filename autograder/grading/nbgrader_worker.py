@@ -29,9 +29,6 @@ AUTOGRADE_PREPROCESSORS = [
 
 def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int) -> int:
     warnings.filterwarnings("ignore")
-    from autograder.startup import skip_slow_optional_imports
-
-    skip_slow_optional_imports()
     from autograder.nbgrader_api import in_course, make_api
 
     with in_course(course):

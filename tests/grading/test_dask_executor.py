@@ -347,3 +347,18 @@ def test_kernels_share_a_hosts_cores_among_all_the_task_threads_of_its_workers(c
         alone = client.submit(_worker_threads, {}, pure=False).result()
     assert shared == [max(1, cpu_count() // 2)] * 2
     assert alone == max(1, cpu_count()), "a host it does not know: the worker's own task threads"
+
+
+def test_each_worker_stages_the_shared_data_once_and_leaves_no_task_folder(graded, cluster):
+    from distributed import Client
+
+    def worker_folder_contents():
+        from autograder.grading import executors
+
+        folder = executors._WORKER_FOLDER
+        return None if folder is None else sorted(path.name for path in folder.iterdir())
+
+    with Client(cluster, set_as_default=False) as client:
+        found = [names for names in client.run(worker_folder_contents).values() if names is not None]
+    assert found, "no worker ran a grading task"
+    assert all(names == [".sandbox-shared"] for names in found), found
