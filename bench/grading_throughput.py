@@ -243,11 +243,6 @@ class Bench:
         return cls(data["n"], data["smoke"], data["mix"], data["cell_timeout"], data["command"], data["date"], data["machine"], "",
                    rows, training, data.get("notes", {}))
 
-    @property
-    def busiest_load(self) -> float:
-        """The highest 1-minute load average seen at the start, or before or after a row."""
-        return max([self.machine["load_average"][0], *(x for row in self.rows.values() for x in row.load)])
-
 
 # ----------------------------------------------------------------------------------------------- machine
 
@@ -844,9 +839,10 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add(f"- {m['os']}, Python {m['python']}, " + ", ".join(f"{k} {v}" for k, v in m["versions"].items()))
     add(f"- commit: {m['commit']}")
     add("")
-    if bench.busiest_load > 0.5 * m["usable_cores"]:
-        add(f"**The machine was not idle**: the 1-minute load average reached {bench.busiest_load:.1f} on {m['usable_cores']} cores"
-            " (other work was running), so wall times are inflated and the ratios are noisy; see the load column below.")
+    if m["load_average"][0] > 0.5 * m["usable_cores"]:
+        add(f"**The machine was not idle at the start**: the 1-minute load average was {m['load_average'][0]:.1f} on"
+            f" {m['usable_cores']} cores, so the first rows' wall times may be inflated; see the load column below (the"
+            " parallel rows load every core themselves, so a load near the core count after them is their own).")
         add("")
     add("## Command")
     add("")

@@ -7,7 +7,7 @@ Record (``pip install py-spy`` into the environment; not a dependency of the pro
 
 then ``python bench/profile_summary.py grade.raw --rate 50``. With ``--idle`` every sample of a main thread is
 wall time, waiting included, so samples / rate = seconds. Background threads (ZMQ, heartbeat, the pool's
-threads) are left out. Each process is put in one role (coordinator, worker, kernel, alembic) and each main-thread
+threads) are left out. Each process is put in one role (coordinator, worker, kernel, checker, alembic) and each main-thread
 stack in one phase, first matching rule wins.
 """
 
@@ -37,9 +37,15 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("executing cells (waiting for the kernel)", ("preprocess_cell",)),
         ("nbgrader's own steps (sanitize, gradebook, write)", ("",)),
     ],
-    "kernel": [
+    "checker": [
         ("hidden checks: train_model training on the real sample", ("training_curves (",)),
-        ("hidden checks: the other checks (pytest, hypothesis)", ("run_checks (",)),
+        ("hidden checks: the other checks (pytest, hypothesis, calls into the kernel)", ("run_checks (",)),
+        ("imports (torch, autograder.checks)", ("_find_and_load",)),
+        ("waiting for the notebook's test cells", ("",)),
+    ],
+    "kernel": [
+        ("in-kernel hidden checks (nbgrader autograde without the sandbox)", ("run_checks (",)),
+        ("answering the checker's calls (student functions run for the checks)", ("serve (autograder",)),
         ("student cells: imports (fastai, torch)", ("_find_and_load",)),
         ("student cells: code (loading images, training)", ("run_cell",)),
         ("kernel start-up and idle between cells", ("",)),
@@ -55,7 +61,9 @@ def role(processes: list[str]) -> str:
     last = processes[-1]
     if "alembic" in last:
         return "alembic"
-    if "ipykernel" in last:
+    if "sandbox.checker" in last:
+        return "checker"
+    if "ipykernel" in last or "kernel_boot" in last:
         return "kernel"
     return "coordinator" if len(processes) == 1 else "worker"
 
@@ -90,7 +98,7 @@ def summarise(rows, rate: float) -> str:
     for kind, pid, frames, count in rows:
         processes[kind].add(pid)
         seconds[kind][phase(kind, frames)] += count / rate
-    for kind in ("coordinator", "worker", "kernel", "alembic"):
+    for kind in ("coordinator", "worker", "kernel", "checker", "alembic"):
         if kind not in seconds:
             continue
         total = sum(seconds[kind].values())
