@@ -3,8 +3,9 @@
 The grader starts the checker and the nbgrader process in sessions of their own, so that each can be
 killed as a whole; a SIGKILL of the grader's process group therefore does not reach them. On Linux the
 parent-death signal (``prctl(PR_SET_PDEATHSIG)``) makes the kernel send SIGKILL to the child when the
-thread that started it ends. Elsewhere ``die_with_parent`` does nothing and the children end when their
-channel closes.
+thread that started it ends. Elsewhere ``die_with_parent`` does nothing; the checker then relies on its own
+watch of its parent (``checker._exit_with_parent``), and the nbgrader process runs on until its notebook is
+done (each cell bounded by the cell timeout).
 """
 
 from __future__ import annotations
