@@ -144,6 +144,38 @@ def _pytest_args(module: ModuleType) -> list[str]:
     ]
 
 
+def warm_up() -> None:
+    """Pay ahead what the first run of checks in a process would: pytest's plugins and collection of every
+    check module, and the imports ``torch.autograd.gradcheck`` makes on its first call.
+
+    The checker calls this while the student's kernel starts, so the first test cell does not wait for it.
+    """
+    import numpy.random  # noqa: F401 - hypothesis seeds it before every check
+    from hypothesis import given, settings, strategies
+
+    x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    torch.autograd.gradcheck(torch.sin, (x,))
+    settings(max_examples=1, database=None)(given(strategies.integers())(lambda n: None))()
+    plugin = _ChecksPlugin("", SimpleNamespace(), torch.device("cpu"))
+    files = [import_module(f"autograder.checks.{name}").__file__ for name in CHECK_MODULES]
+    with _plugin_autoload_disabled(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        pytest.main([*files, *_pytest_args(import_module(f"autograder.checks.{CHECK_MODULES[0]}"))[1:], "--collect-only"], plugins=[plugin])
+
+
+@contextlib.contextmanager
+def _plugin_autoload_disabled():
+    """Only the plugins the checks name: none of those installed in the environment (xdist, hypothesis's...)."""
+    previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+
+
 def run_checks(
     blank_name: str, points: float, objects: dict[str, Any], device: str | torch.device | None = None
 ) -> BlankReport:
@@ -164,18 +196,11 @@ def run_checks(
     except (KeyError, ValueError) as error:
         return BlankReport(blank_name, points, error=str(error))
     sink = io.StringIO()
-    previous_autoload = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+        with _plugin_autoload_disabled(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             exit_code = pytest.main(_pytest_args(module), plugins=[plugin])
     except Exception as error:  # noqa: BLE001 - a broken run must score 0 with a reason, not crash the cell
         return BlankReport(blank_name, points, error=f"{type(error).__name__}: {error}")
-    finally:
-        if previous_autoload is None:
-            os.environ.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
-        else:
-            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous_autoload
     if not plugin.results:
         return BlankReport(blank_name, points, error=f"no check ran (pytest exit code {int(exit_code)})")
     return BlankReport(blank_name, points, plugin.results, artifacts=plugin.recorded)
