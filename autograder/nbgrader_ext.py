@@ -37,7 +37,13 @@ class CappedExecute(Execute):
 
     max_output_bytes = Integer(64 * 2**20, help="Bytes of output a notebook may produce in all cells together.").tag(config=True)
 
+    prestarted = None
+    """A kernel manager whose kernel was started ahead (see ``nbgrader_worker --ready``): the next notebook
+    executed in this process runs in that kernel instead of starting one; it is used once."""
+
     def preprocess(self, nb, resources=None, km=None):
+        if km is None and CappedExecute.prestarted is not None:
+            km, CappedExecute.prestarted = CappedExecute.prestarted, None
         self._output_bytes = 0
         return super().preprocess(nb, resources, km)
 

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator, Protocol
 from autograder.course import CONFIG_NAME
 from autograder.grading.results import Status
 from autograder.grading.submissions import Submission
+from autograder.grading.warm import WarmStarts
 from autograder.grading.worker import Execution, Limits, execute_submission
 
 SCHEDULER_ENV_VAR = "DASK_SCHEDULER_ADDRESS"
@@ -69,34 +70,48 @@ def _failure(reason: str) -> Execution:
 
 
 class LocalExecutor:
-    """``jobs`` submissions at once on this machine, each in its own grading process watched by a thread."""
+    """``jobs`` submissions at once on this machine, each in its own grading process watched by a thread.
 
-    def __init__(self, jobs: int | None = None) -> None:
+    With ``warm``, the grading process and kernel of a waiting submission start while another is graded
+    (``warm.WarmStarts``).
+    """
+
+    def __init__(self, jobs: int | None = None, warm: bool = True) -> None:
         self.jobs = max(1, jobs if jobs is not None else os.cpu_count() or 1)
+        self.warm = warm
 
     def execute(
         self, course_root: Path, template_db: Path, assignment: str, submissions: list[Submission], work: Path, limits: Limits
     ) -> Completed:
         if limits.threads == 0:
             limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // self.jobs))
-        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
-            pending: dict[Future, tuple[Submission, Path]] = {}
-            for index, submission in enumerate(submissions):
-                scratch = work / f"{index:05d}"
-                scratch.mkdir(parents=True)
-                submitted = course_root / "submitted" / submission.student / assignment
-                future = pool.submit(execute_submission, course_root, template_db, assignment, submission.student, submitted, scratch, limits)
-                pending[future] = (submission, scratch)
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    submission, scratch = pending.pop(future)
-                    try:
-                        execution = future.result()
-                    except Exception as error:  # noqa: BLE001 - a worker failure is this submission's status
-                        execution = _failure(f"the worker failed: {error}")
-                    yield submission, execution
-                    shutil.rmtree(scratch, ignore_errors=True)
+        warm = WarmStarts(course_root, assignment, limits, work, len(submissions)) if self.warm else None
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+                pending: dict[Future, tuple[Submission, Path]] = {}
+                for index, submission in enumerate(submissions):
+                    scratch = work / f"{index:05d}"
+                    scratch.mkdir(parents=True)
+                    submitted = course_root / "submitted" / submission.student / assignment
+                    future = pool.submit(
+                        execute_submission, course_root, template_db, assignment, submission.student, submitted, scratch, limits, warm
+                    )
+                    pending[future] = (submission, scratch)
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        submission, scratch = pending.pop(future)
+                        try:
+                            execution = future.result()
+                        except Exception as error:  # noqa: BLE001 - a worker failure is this submission's status
+                            execution = _failure(f"the worker failed: {error}")
+                        yield submission, execution
+                        shutil.rmtree(scratch, ignore_errors=True)
+                        if execution.folder is not None:
+                            shutil.rmtree(execution.folder, ignore_errors=True)
+        finally:
+            if warm is not None:
+                warm.close()
 
 
 # --- what travels to a Dask worker, and back --------------------------------------------------------------

@@ -3,6 +3,12 @@
 Run as ``python -m autograder.grading.nbgrader_worker COURSE ASSIGNMENT STUDENT CELL_TIMEOUT MAX_OUTPUT_BYTES``. It writes
 ``COURSE/worker_result.json`` with nbgrader's success flag and log; the executed notebook is in
 ``COURSE/autograded/STUDENT/ASSIGNMENT/``.
+
+Run as ``python -m autograder.grading.nbgrader_worker --ready`` (in a sandbox's environment), it imports
+nbgrader and starts the sandbox's kernel at once, then waits for one job on its standard input: a JSON line
+with the arguments above (``course``, ``assignment``, ``student``, ``cell_timeout``, ``max_output_bytes``).
+The notebook then runs in the kernel that booted while the previous submission was being graded. An empty
+standard input (the grader closed it: no more submissions) ends the process and its kernel.
 """
 
 from __future__ import annotations
@@ -11,8 +17,13 @@ import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 RESULT_NAME = "worker_result.json"
+READY_FLAG = "--ready"
+JOB_FIELDS = ("course", "assignment", "student", "cell_timeout", "max_output_bytes")
+HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
+"""The argument nbclient gives the kernels it starts (no history database); a kernel started ahead gets it too."""
 
 
 AUTOGRADE_PREPROCESSORS = [
@@ -27,17 +38,25 @@ AUTOGRADE_PREPROCESSORS = [
 """nbgrader's own list, with ``Execute`` replaced by ``CappedExecute`` (a cap on the notebook's output)."""
 
 
-def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int) -> int:
+def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int, kernel: Any = None) -> int:
+    """Autograde one submission; ``kernel``, a kernel manager whose kernel is already started, runs its notebook."""
     warnings.filterwarnings("ignore")
     from autograder.nbgrader_api import in_course, make_api
+    from autograder.nbgrader_ext import CappedExecute
 
-    with in_course(course):
-        api = make_api(course, {
-            "Execute": {"timeout": cell_timeout, "interrupt_on_timeout": True},
-            "CappedExecute": {"max_output_bytes": max_output_bytes},
-            "Autograde": {"autograde_preprocessors": AUTOGRADE_PREPROCESSORS},
-        })
-        result = api.autograde(assignment, student, force=True, create=True)
+    CappedExecute.prestarted = kernel
+    try:
+        with in_course(course):
+            api = make_api(course, {
+                # "immediate": the kernel of a finished notebook is killed, not asked to exit (seconds per kernel)
+                "Execute": {"timeout": cell_timeout, "interrupt_on_timeout": True, "shutdown_kernel": "immediate"},
+                "CappedExecute": {"max_output_bytes": max_output_bytes},
+                "Autograde": {"autograde_preprocessors": AUTOGRADE_PREPROCESSORS},
+            })
+            result = api.autograde(assignment, student, force=True, create=True)
+    finally:
+        CappedExecute.prestarted = None
+        _shut_down(kernel)
     (course / RESULT_NAME).write_text(json.dumps({
         "success": bool(result.get("success")),
         "error": str(result.get("error") or ""),
@@ -46,5 +65,51 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
     return 0
 
 
+def start_kernel() -> Any:
+    """Start the ``python3`` kernel of this process's environment (the sandbox's kernel spec) without waiting
+    for it; None when it cannot be started (the notebook then starts its own, as without ``--ready``)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
+
+    kernel = AsyncKernelManager(kernel_name="python3")
+    try:
+        run_sync(kernel.start_kernel)(extra_arguments=[HISTORY_IN_MEMORY])
+    except Exception:  # noqa: BLE001 - a kernel that cannot start ahead is started again, and reported, by nbclient
+        _shut_down(kernel)
+        return None
+    return kernel
+
+
+def _shut_down(kernel: Any) -> None:
+    if kernel is None:
+        return
+    from jupyter_core.utils import run_sync
+
+    try:
+        if kernel.has_kernel:
+            run_sync(kernel.shutdown_kernel)(now=True)
+    except Exception:  # noqa: BLE001 - the grading worker kills whatever is left
+        pass
+
+
+def serve_ready() -> int:
+    """``--ready``: import, start the kernel, then grade the one job read from standard input."""
+    warnings.filterwarnings("ignore")
+    import autograder.nbgrader_api  # noqa: F401 - nbgrader, nbconvert and jupyter_server, imported ahead
+
+    kernel = start_kernel()
+    line = sys.stdin.readline()
+    if not line.strip():
+        _shut_down(kernel)
+        return 0
+    job = json.loads(line)
+    if not isinstance(job, dict) or set(job) != set(JOB_FIELDS):
+        _shut_down(kernel)
+        raise SystemExit(f"malformed job: {line[:200]!r}")
+    return main(Path(job["course"]), job["assignment"], job["student"], int(job["cell_timeout"]), int(job["max_output_bytes"]), kernel)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == [READY_FLAG]:
+        sys.exit(serve_ready())
     sys.exit(main(Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])))

@@ -20,7 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import nbformat
@@ -32,11 +34,15 @@ from autograder.grading.results import Status
 from autograder.grading.sandbox import layout
 from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.trusted_outputs import apply_reports, blank_of
+
+if TYPE_CHECKING:
+    from autograder.grading.warm import WarmStarts
 from autograder.nbgrader_api import generate_assignment
 
 POLL_SECONDS = 0.2
+LATER_SECONDS = 5.0
+"""When a submission's watcher starts the spare for the next one: once this submission's kernel has booted."""
 DISK_POLL_EVERY = 5
-CHECKER_START_SECONDS = 120
 OUTPUT_MARKERS = ("OutputLimitExceeded",)
 TIMEOUT_MARKERS = ("CellTimeoutError", "TimeoutError", "Cell execution timed out", "UnresponsiveKernel")
 DEAD_KERNEL_MARKERS = ("DeadKernelError", "Kernel died", "kernel died")
@@ -75,6 +81,8 @@ class Execution:
         reason: a sentence for the instructor and the student when not plainly graded.
         notebook: the executed notebook (nbgrader's ``autograded`` copy), None when execution failed.
         seconds, cpu_seconds, peak_memory_mb: what the submission used.
+        folder: where the submission was run when that is not the work folder it was given (a spare's, see
+            ``warm.py``); whoever removes the work folder removes this one too, once the notebook is read.
     """
 
     status: Status
@@ -83,6 +91,7 @@ class Execution:
     seconds: float
     cpu_seconds: float
     peak_memory_mb: float
+    folder: Path | None = None
 
 
 TEMPLATE_CACHE = Path("grading") / ".cache"
@@ -269,13 +278,12 @@ def _start_checker(sandbox: layout.Sandbox, limits: Limits) -> subprocess.Popen:
         log.close()
 
 
-def _wait_for_checker(sandbox: layout.Sandbox, checker: subprocess.Popen) -> None:
-    deadline = time.perf_counter() + CHECKER_START_SECONDS
-    while not sandbox.socket.exists():
-        if checker.poll() is not None or time.perf_counter() > deadline:
-            raise RuntimeError(f"the checker process did not start: {(sandbox.private / 'checker.log').read_text()[-500:]}")
-        time.sleep(0.05)
-    sandbox.socket.chmod(0o777)
+def _checker_failure(sandbox: layout.Sandbox, checker: subprocess.Popen) -> str | None:
+    """Why the checker is not serving, or None while it is (it serves until it is killed)."""
+    if checker.poll() is None:
+        return None
+    log = (sandbox.private / "checker.log").read_text(errors="replace").strip()
+    return f"the checker process ended (exit code {checker.returncode}) before the notebook was graded: {log[-300:] or 'no log'}"
 
 
 def _kill_session(session_id: int) -> None:
@@ -290,18 +298,27 @@ def _kill_session(session_id: int) -> None:
     _kill(stray)
 
 
-def _watch(processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: Limits) -> tuple[tuple[Status, str] | None, float, float]:
-    """Poll until the first process ends or a limit is crossed; returns (verdict, cpu, peak memory)."""
+def _watch(
+    processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: Limits, later: Callable[[], None] | None = None
+) -> tuple[tuple[Status, str] | None, float, float]:
+    """Poll until the first process ends, another one (the checker serves until killed) ends, or a limit is
+    crossed; returns (verdict, cpu, peak memory). ``later`` is called once, ``LATER_SECONDS`` in."""
     watched = [psutil.Process(p.pid) for p in processes]
     start, polls = time.perf_counter(), 0
     peak_memory, cpu, verdict = 0.0, 0.0, None
     while processes[0].poll() is None:
+        if later is not None and time.perf_counter() - start > LATER_SECONDS:
+            later()
+            later = None
         tree = [proc for root in watched for proc in _tree(root)]
         memory, tree_cpu = _usage(tree)
         peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
         elapsed = time.perf_counter() - start
         polls += 1
-        if memory > limits.memory_mb:
+        stopped_helper = next((p for p in processes[1:] if p.poll() is not None), None)
+        if stopped_helper is not None:
+            verdict = (Status.GRADER_ERROR, _checker_failure(sandbox, stopped_helper))
+        elif memory > limits.memory_mb:
             verdict = (Status.MEMORY_LIMIT, f"used {memory:.0f} MiB of memory, over the limit of {limits.memory_mb} MiB")
         elif cpu > limits.cpu_seconds:
             verdict = (Status.CPU_LIMIT, f"used {cpu:.0f} s of CPU, over the limit of {limits.cpu_seconds} s")
@@ -318,7 +335,8 @@ def _watch(processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: L
 
 
 def execute_submission(
-    course_root: Path, template_db: Path, assignment: str, student: str, submitted: Path, work: Path, limits: Limits
+    course_root: Path, template_db: Path, assignment: str, student: str, submitted: Path, work: Path, limits: Limits,
+    warm: WarmStarts | None = None,
 ) -> Execution:
     """Run ``nbgrader autograde`` for one submission, sandboxed, in a scratch course under ``work``, watched.
 
@@ -328,37 +346,71 @@ def execute_submission(
         submitted: the folder with the student's files for this assignment.
         work: an empty folder for this submission's scratch course and sandbox; the caller removes it.
         limits: the limits to enforce.
+        warm: the batch's spares: the submission runs in one if one is ready (``Execution.folder`` is then
+            where), and starts the spare of a later submission.
 
     Returns:
         An ``Execution`` whose notebook's test cells carry the trusted checker's results.
     """
-    course = _scratch(template_db, course_root, assignment, student, submitted, work)
-    sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20)
+    spare = warm.take() if warm is not None else None
+    if spare is not None:
+        course = _scratch(template_db, course_root, assignment, student, submitted, spare.work)
+        if not spare.send(course, assignment, student, limits):
+            spare.discard()
+            spare = None
+    if spare is None:
+        course = _scratch(template_db, course_root, assignment, student, submitted, work)
+        sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20)
+    else:
+        work, sandbox = spare.work, spare.sandbox
     command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student,
                str(limits.cell_timeout), str(limits.output_mb * 2**20)]
     start = time.perf_counter()
+    # Both start at once: the checker imports torch and the checks while nbgrader imports itself and boots
+    # the kernel, whose first check waits for the checker's socket (see kernel_boot's ``check``).
     checker = _start_checker(sandbox, limits)
     processes: list[subprocess.Popen] = [checker]
-    verdict, cpu, peak_memory, grader = None, 0.0, 0.0, None
+    verdict, cpu, peak_memory, grader, checker_failure = None, 0.0, 0.0, None, None
+    readied: list[bool] = []
+
+    def ready_the_next() -> None:
+        if warm is not None and not readied:
+            readied.append(True)
+            warm.refill()
+
     try:
-        try:
-            _wait_for_checker(sandbox, checker)
-        except RuntimeError as error:
-            return Execution(Status.GRADER_ERROR, str(error)[:300], None, time.perf_counter() - start, 0.0, 0.0)
-        with open(work / "worker.log", "wb") as log:
-            grader = subprocess.Popen(
-                command, cwd=course, env=sandbox.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup(limits.cpu_seconds), start_new_session=True,
-            )
+        if spare is not None:
+            grader = spare.grader
+        else:
+            with open(work / "worker.log", "wb") as log:
+                grader = subprocess.Popen(
+                    command, cwd=course, env=sandbox.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    preexec_fn=_child_setup(limits.cpu_seconds), start_new_session=True,
+                )
         processes.insert(0, grader)
-        verdict, cpu, peak_memory = _watch(processes, sandbox, limits)
+        verdict, cpu, peak_memory = _watch(processes, sandbox, limits, later=ready_the_next)
+        checker_failure = _checker_failure(sandbox, checker)
     finally:
         for process in processes:
             _kill(_tree(psutil.Process(process.pid))) if process.poll() is None else None
             _kill_session(process.pid)
             process.wait()
         shutil.rmtree(sandbox.channel, ignore_errors=True)
+        ready_the_next()  # a submission shorter than LATER_SECONDS readies the next one now
     seconds = time.perf_counter() - start
+    execution = _outcome(verdict or checker_failure, grader, course, assignment, student, sandbox, limits, (seconds, cpu, peak_memory))
+    return replace(execution, folder=work) if spare is not None else execution
+
+
+def _outcome(
+    failure: tuple[Status, str] | str | None, grader: subprocess.Popen, course: Path, assignment: str, student: str,
+    sandbox: layout.Sandbox, limits: Limits, usage: tuple[float, float, float],
+) -> Execution:
+    """The submission's status from how its processes ended, nbgrader's result and the sandbox's records."""
+    seconds, cpu, peak_memory = usage
+    if isinstance(failure, str):
+        return Execution(Status.GRADER_ERROR, failure, None, seconds, cpu, peak_memory)
+    verdict = failure
     if verdict:
         return Execution(verdict[0], verdict[1], None, seconds, cpu, peak_memory)
     if grader.returncode and grader.returncode < 0 and -grader.returncode == signal.SIGXCPU:

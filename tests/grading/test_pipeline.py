@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from autograder.course import scratch_course
 from autograder.grading.demo import fill, solution_snippets
 from autograder.grading.pipeline import GradeOptions, GradingError, grade, load_results, results_folder
 from autograder.grading.results import Status
+from autograder.grading import warm, worker
 from autograder.grading.worker import Limits
 from autograder.nbgrader_api import autograde, cell_grades, generate_assignment
 
@@ -209,6 +211,60 @@ def test_limits_give_their_own_status(tmp_path, mnist_folder):
     assert results["hogs"].status == Status.MEMORY_LIMIT and "MiB" in results["hogs"].reason
     assert results["hogs"].score == 0.0
     assert results["honest"].status == Status.GRADED and results["honest"].score == 10.0, results["honest"].reason
+
+
+def test_later_submissions_run_in_kernels_started_ahead(tmp_path, mnist_folder, monkeypatch):
+    """At -j 1 the second and third submissions take spares started during the one before; none is wasted or left."""
+    taken, started = [], []
+    real_take, real_start = warm.WarmStarts.take, warm.WarmStarts._start
+    monkeypatch.setattr(warm.WarmStarts, "take", lambda self: taken.append(real_take(self)) or taken[-1])
+    monkeypatch.setattr(warm.WarmStarts, "_start", lambda self, work: started.append(work) or real_start(self, work))
+    course = make_course(tmp_path / "course")
+    put(course / "incoming", "s1", solved(course))
+    put(course / "incoming", "s2", with_answer(course, "update", WRONG_SIGN))
+    put(course / "incoming", "s3", solved(course))
+    options = GradeOptions(jobs=1, limits=FAST.limits)
+    results = {r.student: r for r in grade(course, ASSIGNMENT, course / "incoming", options).submissions}
+    assert [spare is not None for spare in taken] == [False, True, True]
+    assert len(started) == 2 and not any(folder.exists() for folder in started)
+    assert [results[s].status for s in ("s1", "s2", "s3")] == [Status.GRADED] * 3
+    assert results["s1"].score == results["s3"].score == 10.0 and results["s2"].score < 10.0
+    left = [p for p in psutil.Process().children(recursive=True) if "nbgrader_worker" in " ".join(p.cmdline())]
+    assert not left, left
+
+
+def test_a_spare_waiting_for_a_job_ends_with_its_kernel_when_its_input_closes(tmp_path, mnist_folder):
+    course = make_course(tmp_path / "course")
+    pool = warm.WarmStarts(course, ASSIGNMENT, FAST.limits, tmp_path / "run", 1)
+    pool.refill()
+    [spare] = pool._spares
+    deadline = time.time() + 60
+    while len(psutil.Process(spare.grader.pid).children()) == 0 and time.time() < deadline:
+        time.sleep(0.2)
+    kernel = psutil.Process(spare.grader.pid).children()[0]
+    spare.grader.stdin.close()
+    assert spare.grader.wait(60) == 0
+    psutil.wait_procs([kernel], timeout=30)
+    assert not kernel.is_running()
+    pool.close()
+    assert not spare.work.exists()
+
+
+def test_a_checker_that_dies_is_a_grader_error_not_a_zero(tmp_path, mnist_folder, monkeypatch):
+    """The kernel starts without waiting for the checker, so a checker that fails must still be noticed."""
+
+    def broken_checker(sandbox, limits):
+        with open(sandbox.private / "checker.log", "wb") as log:
+            code = "import sys; print('checker exploded'); sys.exit(3)"
+            return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)
+
+    course = make_course(tmp_path / "course")
+    put(course / "incoming", "honest", solved(course))
+    monkeypatch.setattr(worker, "_start_checker", broken_checker)
+    [result] = grade(course, ASSIGNMENT, course / "incoming", GradeOptions(jobs=1, limits=FAST.limits)).submissions
+    assert result.status == Status.GRADER_ERROR, result
+    assert "checker process ended (exit code 3)" in result.reason and "checker exploded" in result.reason
+    assert result.score == 0.0
 
 
 def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnist_folder):

@@ -25,6 +25,7 @@ import signal
 import socket
 import stat
 import sys
+import time
 import types
 
 PROCESS_EVENTS = frozenset({
@@ -42,6 +43,7 @@ WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.renam
 READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.getxattr": (0,), "os.listxattr": (0,)}
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+CHECKER_WAIT_SECONDS = 120
 
 
 def _limit_resources(config: dict) -> None:
@@ -84,11 +86,24 @@ def _install_shims(socket_path: str, peer_module: types.ModuleType, log_fd: int)
     """
     Peer = peer_module.Peer
     getframe = sys._getframe
+    monotonic, sleep = time.monotonic, time.sleep
 
     def check(blank: str, points: float = 0, **objects):
-        """Run the hidden checks of ``blank`` in the trusted checker; print its report, return its score."""
+        """Run the hidden checks of ``blank`` in the trusted checker; print its report, return its score.
+
+        The checker starts alongside the kernel: until its socket is listening, connecting is retried.
+        """
         connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.connect(socket_path)
+        deadline = monotonic() + CHECKER_WAIT_SECONDS
+        while True:
+            try:
+                connection.connect(socket_path)
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                if monotonic() > deadline:
+                    connection.close()
+                    raise
+                sleep(0.05)
         try:
             answer = Peer(connection, "s").request({"op": "session", "blank": blank}, (), objects)
         finally:
