@@ -7,7 +7,8 @@ Run by hand, on an otherwise idle machine, from the repository root with ``.venv
 In one run on one machine it
 
 1. builds N submissions of ``04_mnist_sgd`` (correct and wrong answers, alternating), in nbgrader's layout;
-2. times, each in its own fresh scratch course under a temporary folder:
+2. times, each in its own fresh scratch course under a temporary folder (for the grading rows, one whose
+   gradebook knows the assignment, as after its release; that ``generate_assignment`` is not timed):
    - ``bare``: every submitted notebook executed with nbclient, one after the other, in one process (same
      kernel, same cell timeout as grading; no hidden tests, no gradebook): the floor for any grader;
    - ``nbgrader``: stock ``nbgrader autograde`` of all students in one call (serial; its in-kernel checks);
@@ -560,9 +561,16 @@ def run_nbgrader(ctx: Context) -> Row:
 
 
 def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: list[int] | None = None) -> Row:
-    """``autograder grade ASSIGNMENT --course COURSE --input SUBMISSIONS --force OPTIONS`` in a fresh course."""
+    """``autograder grade ASSIGNMENT --course COURSE --input SUBMISSIONS --force OPTIONS`` in a fresh course.
+
+    As for the nbgrader row, the course's gradebook knows the assignment before the timing starts (the state
+    of a course after the assignment's release).
+    """
+    from autograder.nbgrader_api import generate_assignment
+
     folder = ctx.work / key
     course = fresh_course(ctx.course_root, folder / "course")
+    generate_assignment(course, ASSIGNMENT)
     command = [*tool("autograder"), "grade", ASSIGNMENT, "--course", str(course), "--input", str(ctx.submissions),
                "--force", "--cell-timeout", str(ctx.cell_timeout), *options]
     load_before, started = os.getloadavg()[0], []
@@ -851,7 +859,8 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add("```")
     add("")
     add(f"Each row ran in its own fresh scratch course under a temporary folder (`$WORK` below), one row after the other;"
-        f" cell timeout {bench.cell_timeout} s everywhere.")
+        f" cell timeout {bench.cell_timeout} s everywhere. The nbgrader and autograder rows start from a course whose"
+        " gradebook knows the assignment (`generate_assignment`, outside the timing), as after its release.")
     add("")
     for key in ROW_ORDER:
         if key in bench.rows:
