@@ -22,8 +22,8 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import nbformat
 import psutil
@@ -34,10 +34,10 @@ from autograder.grading.results import Status
 from autograder.grading.sandbox import layout
 from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.trusted_outputs import apply_reports, blank_of
+from autograder.nbgrader_api import generate_assignment
 
 if TYPE_CHECKING:
     from autograder.grading.warm import WarmStarts
-from autograder.nbgrader_api import generate_assignment
 
 POLL_SECONDS = 0.2
 LATER_SECONDS = 5.0

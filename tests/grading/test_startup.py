@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from autograder.grading.sandbox.checker import CheckerConfig
 from autograder.startup import SKIPPED_OPTIONAL_MODULES
 
 
@@ -29,3 +30,26 @@ def test_the_checkers_warm_up_leaves_the_first_check_nothing_to_import():
     )
     shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True).stdout
     assert shown.strip() == "1.0 []"
+
+
+def test_a_kernels_first_check_waits_for_a_checker_that_starts_later(tmp_path):
+    """The checker starts alongside the kernel; a check made before its socket exists waits, then runs."""
+    config = tmp_path / "checker.json"
+    CheckerConfig(str(tmp_path / "checker.sock"), str(tmp_path / "reports"), {"mse": 2.0}, "cpu").save(config)
+    probe = f"""
+import os, subprocess, sys, time
+from autograder.grading.sandbox import kernel_boot, peer
+from autograder.reference.gradient_descent import mse
+late = "sleep 1; exec " + sys.executable + " -m autograder.grading.sandbox.checker {config}"
+checker = subprocess.Popen(["sh", "-c", late])
+log_fd = os.open({str(tmp_path / "violations.log")!r}, os.O_WRONLY | os.O_CREAT)
+kernel_boot._install_shims({str(tmp_path / "checker.sock")!r}, kernel_boot._load_peer(peer.__file__), log_fd)
+from autograder.checks import check
+started = time.monotonic()
+try:
+    print("SCORE", check("mse", mse=mse), time.monotonic() - started >= 1.0)
+finally:
+    checker.kill()
+"""
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert "SCORE 2.0 True" in shown.stdout, shown.stdout[-2000:] + shown.stderr[-2000:]

@@ -93,15 +93,15 @@ def _install_shims(socket_path: str, peer_module: types.ModuleType, log_fd: int)
 
         The checker starts alongside the kernel: until its socket is listening, connecting is retried.
         """
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         deadline = monotonic() + CHECKER_WAIT_SECONDS
         while True:
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 connection.connect(socket_path)
                 break
-            except (FileNotFoundError, ConnectionRefusedError):
+            except (FileNotFoundError, ConnectionRefusedError, PermissionError):  # not bound, listening or opened yet
+                connection.close()
                 if monotonic() > deadline:
-                    connection.close()
                     raise
                 sleep(0.05)
         try:
