@@ -53,6 +53,7 @@ import psutil
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "04_mnist_sgd"
 WORKER_MARKER = "autograder.grading.nbgrader_worker"
+FORKED_MARKER = "kernel_forks.py"
 SAMPLE_SECONDS = 0.2
 MANUAL_SECTION = "## Where the time goes"
 
@@ -359,9 +360,31 @@ class TreeSampler:
                 continue
         self.peak_total_mb = max(self.peak_total_mb, sum(rss.values()) / 2**20)
         roots = [pid for pid, proc in procs.items() if self.marker and self.marker in self._cmdline(proc)] or self.groups
+        forked = self._forked_kernels(procs)
         for root in roots:
-            group = sum(rss.get(p.pid, 0) for p in self._tree(root))
+            group = sum(rss.get(p.pid, 0) for p in self._tree(root)) + sum(rss.get(pid, 0) for pid in self._kernels_of(root, forked))
             self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
+
+    def _forked_kernels(self, procs: dict[int, psutil.Process]) -> dict[str, int]:
+        """Kernels forked by the batch's fork server (children of it, not of their grading process), by the
+        submission's work folder (the parent of the kernel's working folder)."""
+        found = {}
+        for pid, proc in procs.items():
+            try:
+                parent = procs.get(proc.ppid())
+                if parent is not None and FORKED_MARKER in self._cmdline(proc) and FORKED_MARKER in self._cmdline(parent):
+                    found[str(Path(proc.cwd()).parent)] = pid
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+        return found
+
+    def _kernels_of(self, root: int, forked: dict[str, int]) -> list[int]:
+        """The forked kernel of the grading process ``root``: the one whose work folder holds root's working folder."""
+        try:
+            cwd = psutil.Process(root).cwd()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return []
+        return [pid for work, pid in forked.items() if cwd == work or cwd.startswith(work + "/")]
 
     def _run(self) -> None:
         while not self._stop.is_set():

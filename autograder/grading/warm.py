@@ -8,6 +8,10 @@ then waits for its job on standard input. The next submission takes the spare; i
 kernel that booted meanwhile. Each spare grades exactly one submission, in a kernel of its own, so nothing
 passes from one student to the next.
 
+The batch's kernels are also forked from one *fork server* (``ForkServer``, running
+``sandbox/kernel_forks.py``) that imported torch, numpy, pandas, matplotlib and IPython's kernel once:
+each kernel then starts with those in memory instead of importing them again.
+
 A spare is started by the thread that grades a submission (its parent-death signal is bound to that thread,
 see ``worker._child_setup``), a few seconds into that submission (once its kernel has booted), and only
 while more submissions wait than there are spares.
@@ -26,10 +30,47 @@ from pathlib import Path
 import psutil
 
 from autograder.grading.nbgrader_worker import READY_FLAG
-from autograder.grading.sandbox import layout
-from autograder.grading.worker import Limits, _child_setup, _kill, _tree, blank_points
+from autograder.grading.sandbox import kernel_forks, layout
+from autograder.grading.worker import Limits, _child_setup, _kill, _tree, blank_points, kill_forked_kernel
 
 SPARE_LOG = "worker.log"
+FORK_SERVER_LOG = "fork-server.log"
+
+
+@dataclass
+class ForkServer:
+    """The batch's ``kernel_forks`` server: kernels whose sandbox names ``socket`` are forked from it."""
+
+    socket: Path
+    process: subprocess.Popen
+
+    @classmethod
+    def start(cls, base: Path, threads: int) -> ForkServer:
+        """Start it for kernels with ``threads`` math threads; it listens at once and imports in the background.
+
+        Its environment is a kernel's (``layout.fork_server_env``): the libraries it imports read theirs on import.
+        """
+        shared = base / layout.SHARED
+        env = layout.fork_server_env(shared, threads)
+        channel = layout.channel_folder()
+        channel.chmod(0o700)
+        config = channel / "server.json"
+        config.write_text(json.dumps({"socket": str(channel / "forks.sock"), "preload": list(kernel_forks.PRELOAD)}))
+        with open(shared / FORK_SERVER_LOG, "ab") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-I", kernel_forks.__file__, str(config)], cwd=env["HOME"], env=env,
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_child_setup(), start_new_session=True,
+            )
+        return cls(channel / "forks.sock", process)
+
+    def close(self) -> None:
+        """Stop the server and whatever kernel it forked that still runs."""
+        try:
+            _kill(_tree(psutil.Process(self.process.pid)))
+        except psutil.NoSuchProcess:
+            pass
+        self.process.wait()
+        shutil.rmtree(self.socket.parent, ignore_errors=True)
 
 
 @dataclass
@@ -65,6 +106,7 @@ class Spare:
         except psutil.NoSuchProcess:
             pass
         self.grader.wait()
+        kill_forked_kernel(self.sandbox)
         shutil.rmtree(self.sandbox.channel, ignore_errors=True)
         shutil.rmtree(self.work, ignore_errors=True)
 
@@ -73,7 +115,8 @@ class WarmStarts:
     """The spares of one batch of ``submissions`` submissions of ``assignment``, made in folders under ``base``.
 
     ``base`` must be the folder that holds the batch's per-submission work folders (their sandboxes share
-    ``base/.sandbox-shared``). Call ``close`` when the batch ends.
+    ``base/.sandbox-shared``). The batch's fork server starts here; sandboxes name ``fork_socket``. Call
+    ``close`` when the batch ends.
     """
 
     def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, submissions: int) -> None:
@@ -85,6 +128,11 @@ class WarmStarts:
         self._starting = 0
         self._made = 0
         self._closed = False
+        try:
+            self.forks: ForkServer | None = ForkServer.start(base, limits.threads)
+        except OSError:  # without a fork server each kernel boots on its own
+            self.forks = None
+        self.fork_socket = self.forks.socket if self.forks is not None else None
 
     def take(self) -> Spare | None:
         """A live spare for the submission about to start, or None (it then starts cold)."""
@@ -122,7 +170,7 @@ class WarmStarts:
     def _start(self, work: Path) -> Spare | None:
         work.mkdir(parents=True)
         limits = self.limits
-        sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20)
+        sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20, self.fork_socket)
         with open(work / SPARE_LOG, "wb") as log:
             grader = subprocess.Popen(
                 [sys.executable, "-m", "autograder.grading.nbgrader_worker", READY_FLAG], cwd=work, env=sandbox.env,
@@ -138,3 +186,5 @@ class WarmStarts:
             spares, self._spares = self._spares, []
         for spare in spares:
             spare.discard()
+        if self.forks is not None:
+            self.forks.close()

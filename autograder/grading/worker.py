@@ -298,6 +298,28 @@ def _kill_session(session_id: int) -> None:
     _kill(stray)
 
 
+def forked_kernel(sandbox: layout.Sandbox) -> psutil.Process | None:
+    """The sandbox's kernel when the fork server started it (not a child of the grading process), else None.
+
+    The server writes the pid file just after the fork: a process created later reuses the pid, and is not it.
+    """
+    try:
+        kernel = psutil.Process(int(sandbox.kernel_pid.read_text()))
+        if kernel.create_time() > sandbox.kernel_pid.stat().st_mtime + 1:
+            return None
+        return kernel
+    except (OSError, ValueError, psutil.Error):
+        return None
+
+
+def kill_forked_kernel(sandbox: layout.Sandbox) -> None:
+    """Kill the sandbox's forked kernel, if any, and whatever is left in its session."""
+    kernel = forked_kernel(sandbox)
+    if kernel is not None:
+        _kill(_tree(kernel))
+        _kill_session(kernel.pid)
+
+
 def _watch(
     processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: Limits, later: Callable[[], None] | None = None
 ) -> tuple[tuple[Status, str] | None, float, float]:
@@ -305,12 +327,13 @@ def _watch(
     crossed; returns (verdict, cpu, peak memory). ``later`` is called once, ``LATER_SECONDS`` in."""
     watched = [psutil.Process(p.pid) for p in processes]
     start, polls = time.perf_counter(), 0
-    peak_memory, cpu, verdict = 0.0, 0.0, None
+    peak_memory, cpu, verdict, forked = 0.0, 0.0, None, None
     while processes[0].poll() is None:
         if later is not None and time.perf_counter() - start > LATER_SECONDS:
             later()
             later = None
-        tree = [proc for root in watched for proc in _tree(root)]
+        forked = forked or forked_kernel(sandbox)
+        tree = [proc for root in [*watched, *filter(None, [forked])] for proc in _tree(root)]
         memory, tree_cpu = _usage(tree)
         peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
         elapsed = time.perf_counter() - start
@@ -360,7 +383,10 @@ def execute_submission(
             spare = None
     if spare is None:
         course = _scratch(template_db, course_root, assignment, student, submitted, work)
-        sandbox = layout.build_sandbox(work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20)
+        sandbox = layout.build_sandbox(
+            work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20,
+            warm.fork_socket if warm is not None else None,
+        )
     else:
         work, sandbox = spare.work, spare.sandbox
     command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student,
@@ -395,6 +421,7 @@ def execute_submission(
             _kill(_tree(psutil.Process(process.pid))) if process.poll() is None else None
             _kill_session(process.pid)
             process.wait()
+        kill_forked_kernel(sandbox)
         shutil.rmtree(sandbox.channel, ignore_errors=True)
         ready_the_next()  # a submission shorter than LATER_SECONDS readies the next one now
     seconds = time.perf_counter() - start

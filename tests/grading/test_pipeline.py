@@ -241,11 +241,15 @@ def test_a_spare_waiting_for_a_job_ends_with_its_kernel_when_its_input_closes(tm
     deadline = time.time() + 60
     while len(psutil.Process(spare.grader.pid).children()) == 0 and time.time() < deadline:
         time.sleep(0.2)
-    kernel = psutil.Process(spare.grader.pid).children()[0]
+    stand_in = psutil.Process(spare.grader.pid).children()[0]
+    while worker.forked_kernel(spare.sandbox) is None and time.time() < deadline:
+        time.sleep(0.2)
+    forked = worker.forked_kernel(spare.sandbox)  # the kernel itself, forked from the batch's fork server
+    assert forked is not None and forked.ppid() == pool.forks.process.pid
     spare.grader.stdin.close()
     assert spare.grader.wait(60) == 0
-    psutil.wait_procs([kernel], timeout=30)
-    assert not kernel.is_running()
+    psutil.wait_procs([stand_in, forked], timeout=30)
+    assert not stand_in.is_running() and not forked.is_running()
     pool.close()
     assert not spare.work.exists()
 

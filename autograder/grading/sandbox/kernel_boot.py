@@ -13,6 +13,10 @@ worker writes does this). This file is standalone: it imports nothing from ``aut
    the allowed folders, starting processes, signalling other processes, network sockets and ctypes are
    refused with ``PermissionError`` and logged. Audit hooks cannot be removed once installed;
 6. the kernel starts serving the notebook's cells.
+
+When the sandbox configuration names a ``fork_server``, this process instead asks that server
+(``kernel_forks.py``) for a kernel forked from a process that imported the heavy libraries already; the
+fork runs the steps above, and this process stands in for it. Without an answer, it boots as above.
 """
 
 from __future__ import annotations
@@ -53,11 +57,15 @@ def _limit_resources(config: dict) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
 
 
-def _load_peer(path: str) -> types.ModuleType:
-    spec = importlib.util.spec_from_file_location("autograder_sandbox_peer", path)
+def _load_module(path: str, name: str) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _load_peer(path: str) -> types.ModuleType:
+    return _load_module(path, "autograder_sandbox_peer")
 
 
 def _log_refusal(
@@ -285,10 +293,8 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
     sys.addaudithook(hook)
 
 
-def main() -> None:
-    with open(sys.argv[1]) as handle:
-        config = json.load(handle)
-    del sys.argv[1]
+def boot(config: dict, kernel_argv: list[str]) -> None:
+    """Steps 1 to 6 of the module docstring in this process; ``kernel_argv`` are IPKernelApp's arguments."""
     _limit_resources(config)
     os.chdir(config["scratch"])
     log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -299,13 +305,25 @@ def main() -> None:
     from ipykernel.kernelapp import IPKernelApp
 
     app = IPKernelApp.instance()
-    app.initialize(sys.argv[1:])
+    app.initialize(kernel_argv)
     _drop_privileges(config)
     _cap_output(int(config["max_output_bytes"]), log_fd)
     _install_audit_hook(config, log_fd)
     del config
     app.start()
 
+
+def main() -> None:
+    """Boot the kernel here, or, when the sandbox names a fork server, have it forked there and stand in for it."""
+    config_path, kernel_argv = sys.argv[1], sys.argv[2:]
+    with open(config_path) as handle:
+        config = json.load(handle)
+    if config.get("fork_server"):
+        forks = _load_module(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_forks.py"), "autograder_kernel_forks")
+        if forks.run_forked(config, config_path, kernel_argv):
+            return
+    del sys.argv[1]
+    boot(config, kernel_argv)
 
 if __name__ == "__main__":
     main()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import autograder
 from autograder.grading.sandbox import checker as checker_module
-from autograder.grading.sandbox import kernel_boot, peer
+from autograder.grading.sandbox import kernel_boot, kernel_forks, peer
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
@@ -52,6 +52,7 @@ class Sandbox:
     socket: Path
     reports: Path
     violations: Path
+    kernel_pid: Path
     checker_config: Path
     env: dict[str, str]
     uid: int | None
@@ -132,7 +133,7 @@ def stage_matplotlib(into: Path) -> Path:
         return target
 
 
-def _channel_folder() -> Path:
+def channel_folder() -> Path:
     """A new folder with a short path for the checker's socket (a Unix socket path has at most 107 bytes)."""
     base = "/tmp" if os.path.isdir("/tmp") else None
     return Path(tempfile.mkdtemp(prefix="autograder-channel-", dir=base))
@@ -181,7 +182,19 @@ def _scrubbed_env(sandbox_home: Path, kernel: Path, work: Path, threads: int) ->
     return env
 
 
-def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threads: int, output_bytes: int = 64 * 2**20) -> Sandbox:
+def fork_server_env(shared: Path, threads: int) -> dict[str, str]:
+    """The fork server's environment: a kernel's, with a home of its own under ``shared`` and the batch's
+    matplotlib folder (read when matplotlib is imported; kernels may read it)."""
+    home = shared / "fork-server"
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    env = _scrubbed_env(home / ".fastai", home, home, threads)
+    env["MPLCONFIGDIR"] = str(stage_matplotlib(shared))
+    return env
+
+
+def build_sandbox(
+    work: Path, course_root: Path, points: dict[str, float], threads: int, output_bytes: int = 64 * 2**20, fork_server: Path | None = None,
+) -> Sandbox:
     """Create the sandbox folders and configuration for one submission under ``work``.
 
     Args:
@@ -190,9 +203,11 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
         points: each blank's points, for the checker.
         threads: math-library threads for the kernel (0: library default).
         output_bytes: what the kernel may print in all; past it, printing raises and the refusal is logged.
+        fork_server: the socket of the batch's ``kernel_forks`` server, which then forks the kernel (it
+            writes the kernel's pid to ``Sandbox.kernel_pid``); None: the kernel boots on its own.
     """
     user = sandbox_user()
-    kernel, private, channel = work / "kernel", work / "private", _channel_folder()
+    kernel, private, channel = work / "kernel", work / "private", channel_folder()
     for folder in (kernel, kernel / "tmp", private, work / "runtime", work / "jupyter-config"):
         folder.mkdir(parents=True, exist_ok=True)
     for folder in (work, *list(work.parents)[:2]):
@@ -202,25 +217,28 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
     channel.chmod(0o711)
     shared = work.parent / SHARED
     data = stage_data(shared, hard_links=user is not None)
-    shutil.copytree(stage_matplotlib(shared), kernel / ".matplotlib")
+    matplotlib_folder = stage_matplotlib(shared)
+    shutil.copytree(matplotlib_folder, kernel / ".matplotlib")
     fastai_home = kernel / ".fastai"
     (fastai_home / "data").mkdir(parents=True)
     if data is not None:
         (fastai_home / "data" / "mnist_sample").symlink_to(data, target_is_directory=True)
     socket_path = channel / "checker.sock"
-    reports, violations = private / "reports", private / "violations.log"
+    reports, violations, kernel_pid = private / "reports", private / "violations.log", private / "kernel.pid"
     checker_config = private / "checker.json"
     checker_module.CheckerConfig(str(socket_path), str(reports), points, os.environ.get("AUTOGRADER_DEVICE")).save(checker_config)
     boot_config = work / "jupyter" / "sandbox.json"
     _kernel_spec(work / "jupyter", boot_config)
     boot_config.write_text(json.dumps({
         "scratch": str(kernel),
-        "readable": [*_readable_roots(data), kernel_boot.__file__, peer.__file__],  # shown in tracebacks
+        "readable": [*_readable_roots(data), str(matplotlib_folder), kernel_boot.__file__, kernel_forks.__file__, peer.__file__],  # shown in tracebacks
         "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(work.parent.resolve())],
         "libraries": sorted({sys.prefix, *site.getsitepackages()}),
         "socket": str(socket_path),
         "peer": peer.__file__,
         "violations": str(violations),
+        "fork_server": str(fork_server) if fork_server is not None else None,
+        "kernel_pid": str(kernel_pid),
         "max_file_bytes": MAX_FILE_BYTES,
         "max_output_bytes": output_bytes,
         "max_processes": MAX_PROCESSES,
@@ -235,7 +253,7 @@ def build_sandbox(work: Path, course_root: Path, points: dict[str, float], threa
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
-    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, checker_config, env, user[0] if user else None)
+    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, checker_config, env, user[0] if user else None)
 
 
 def violations(sandbox: Sandbox) -> list[str]:

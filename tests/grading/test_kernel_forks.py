@@ -1,0 +1,124 @@
+"""Kernels forked from the batch's fork server: sandboxed like any kernel, tied to the process Jupyter started."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import psutil
+import pytest
+
+from autograder.grading.sandbox import layout
+from autograder.grading.warm import ForkServer
+
+pytestmark = pytest.mark.slow
+
+DRIVER = textwrap.dedent('''
+    import json, sys, time
+    from jupyter_client.manager import KernelManager
+
+    km = KernelManager(kernel_name="python3")
+    km.start_kernel(extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    kc = km.client()
+    kc.start_channels()
+    kc.wait_for_ready(timeout=180)
+
+    def run(code, interrupt_after=None):
+        msg_id = kc.execute(code)
+        if interrupt_after is not None:
+            time.sleep(interrupt_after)
+            km.interrupt_kernel()
+        shown = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                shown.append(content["text"])
+            elif kind == "error":
+                shown.append(content["ename"])
+            elif kind == "status" and content["execution_state"] == "idle":
+                return "".join(shown).strip()
+
+    result = {"stand_in": km.provisioner.process.pid}
+    for name, code in json.loads(sys.argv[1]).items():
+        result[name] = run(code, interrupt_after=3 if name == "interrupted" else None)
+    if sys.argv[2] == "shutdown":
+        km.shutdown_kernel(now=True)
+    else:
+        kc.execute("import os; os._exit(0)")
+        deadline = time.time() + 30
+        while km.is_alive() and time.time() < deadline:
+            time.sleep(0.1)
+        result["stand_in_alive_after_kernel_exit"] = km.is_alive()
+    print("RESULT " + json.dumps(result))
+''')
+
+PROBES = {
+    "probe": "import os, sys; print(os.getpid(), os.getppid(), 'pandas' in sys.modules, os.getcwd() == os.environ['HOME'])",
+    "refused": "open({course!r}).read()",
+    "interrupted": "import time; time.sleep(60)",
+    "after_interrupt": "print(6 * 7)",
+}
+
+
+@pytest.fixture
+def forks(tmp_path: Path):
+    server = ForkServer.start(tmp_path / "batch", threads=1)
+    yield server
+    server.close()
+    assert not server.socket.parent.exists()
+
+
+def _sandbox(tmp_path: Path, fork_server: Path | None) -> layout.Sandbox:
+    course = tmp_path / "course"
+    (course / "secret").mkdir(parents=True, exist_ok=True)
+    (course / "secret" / "answers.txt").write_text("42")
+    work = tmp_path / "batch" / "00001"
+    work.mkdir(parents=True)
+    return layout.build_sandbox(work, course, {}, threads=1, fork_server=fork_server)
+
+
+def _drive(sandbox: layout.Sandbox, course: Path, ending: str) -> dict:
+    probes = {name: code.format(course=str(course / "secret" / "answers.txt")) for name, code in PROBES.items()}
+    shown = subprocess.run(
+        [sys.executable, "-c", DRIVER, json.dumps(probes), ending], env=sandbox.env, cwd=sandbox.work,
+        capture_output=True, text=True, timeout=600,
+    )
+    line = next((line for line in shown.stdout.splitlines() if line.startswith("RESULT ")), None)
+    assert line is not None, shown.stdout[-3000:] + shown.stderr[-3000:]
+    return json.loads(line[len("RESULT "):])
+
+
+def test_a_forked_kernel_is_sandboxed_interruptible_and_ends_with_its_stand_in(tmp_path, forks):
+    sandbox = _sandbox(tmp_path, forks.socket)
+    result = _drive(sandbox, tmp_path / "course", "shutdown")
+    pid, parent, preloaded, in_scratch = result["probe"].split()
+    assert int(sandbox.kernel_pid.read_text()) == int(pid) != result["stand_in"]
+    assert int(parent) == forks.process.pid
+    assert preloaded == "True" and in_scratch == "True"
+    assert result["refused"] == "PermissionError"
+    assert "reading" in sandbox.violations.read_text()
+    assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
+    psutil.wait_procs([psutil.Process(int(pid))] if psutil.pid_exists(int(pid)) else [], timeout=30)
+    assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
+    assert forks.process.poll() is None  # the server outlives its kernels
+
+
+def test_the_stand_in_ends_when_its_forked_kernel_exits(tmp_path, forks):
+    sandbox = _sandbox(tmp_path, forks.socket)
+    result = _drive(sandbox, tmp_path / "course", "exit")
+    assert result["stand_in_alive_after_kernel_exit"] is False
+
+
+def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
+    sandbox = _sandbox(tmp_path, tmp_path / "no-such-server.sock")
+    result = _drive(sandbox, tmp_path / "course", "shutdown")
+    pid, _parent, _preloaded, in_scratch = result["probe"].split()
+    assert int(pid) == result["stand_in"] and not sandbox.kernel_pid.exists()
+    assert in_scratch == "True" and result["refused"] == "PermissionError"
+    assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
