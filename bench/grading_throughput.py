@@ -22,7 +22,9 @@ In one run on one machine it
 
 While a row runs, its process tree is sampled with psutil: "peak MiB per worker" is the largest resident
 memory (RSS summed over the processes) of one grading process tree, i.e. the grading process with its
-kernel, which is also what ``--memory-limit`` watches.
+kernel, which is also what ``--memory-limit`` watches. A kernel forked by the batch's fork server is not a
+child of its grading process: it counts with the grading process whose work folder it runs in. CPU seconds
+include the fork server's and its kernels' (it waits for each kernel that ends).
 
 ``--smoke`` runs every row once with N=2 and tiny training settings, to prove the script works (CI runs it
 and asserts nothing about time); its report goes to a temporary file unless ``--out`` is given.
@@ -908,10 +910,10 @@ def markdown(bench: Bench, manual: str | None) -> str:
             f" {_mb(row.peak_total_mb)} | {_scores(row, bench.mix)} | {row.load[0]:.1f} -> {row.load[1]:.1f} |")
     add("")
     add("Median per submission: " + "; ".join(f"{ROW_LABELS[k]}: {LATENCY_MEANING[k]}" for k in ROW_ORDER if k in bench.rows) + ".")
-    add("CPU s: user + system seconds of every process the row ran (grading processes, kernels, alembic), divided by N.")
-    add("Peak MiB per worker: the largest resident memory of one grading process tree (the grading process and its kernel;"
-        " for bare execution, the nbclient process and its kernel), sampled every 0.2 s; shared libraries count in every"
-        " process, as in `--memory-limit`.")
+    add("CPU s: user + system seconds of every process the row ran (grading processes, kernels, the fork server, alembic), divided by N.")
+    add("Peak MiB per worker: the largest resident memory of one grading process tree (the grading process and its kernel,"
+        " also when the kernel was forked from the batch's fork server; for bare execution, the nbclient process and its kernel),"
+        " sampled every 0.2 s; shared libraries and pages shared with the fork server count in every process, as in `--memory-limit`.")
     if "nbgrader" in bench.rows and "j1" in bench.rows:
         same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < 1e-6
                    for k in ("j1", "j2") if k in bench.rows for s in bench.mix)
