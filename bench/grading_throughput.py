@@ -361,11 +361,20 @@ class TreeSampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         self.peak_total_mb = max(self.peak_total_mb, sum(rss.values()) / 2**20)
-        roots = [pid for pid, proc in procs.items() if self.marker and self.marker in self._cmdline(proc)] or self.groups
+        roots = [pid for pid, proc in procs.items() if self.marker and self._is_worker(proc)] or self.groups
         forked = self._forked_kernels(procs)
         for root in roots:
             group = sum(rss.get(p.pid, 0) for p in self._tree(root)) + sum(rss.get(pid, 0) for pid in self._kernels_of(root, forked))
             self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
+
+    def _is_worker(self, proc: psutil.Process) -> bool:
+        """A grading process: started with the marker on its command line, or forked and named after it."""
+        if self.marker in self._cmdline(proc):
+            return True
+        try:
+            return proc.name() == self.marker.rsplit(".", 1)[-1]
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return False
 
     def _forked_kernels(self, procs: dict[int, psutil.Process]) -> dict[str, int]:
         """Kernels forked by the batch's fork server (children of it, not of their grading process), by the

@@ -8,7 +8,8 @@ then waits for its job on standard input. The next submission takes the spare; i
 kernel that booted meanwhile. Each spare grades exactly one submission, in a kernel of its own, so nothing
 passes from one student to the next.
 
-The batch's kernels are also forked from one *fork server* (``ForkServer``, running
+The batch's checkers and nbgrader workers are forked from a *trusted fork server* (``trusted_forks.py``)
+that imported torch, the checks and nbgrader once, and its kernels from a *fork server* (``ForkServer``, running
 ``sandbox/kernel_forks.py``) that imported torch, numpy, pandas, matplotlib and IPython's kernel once:
 each kernel then starts with those in memory instead of importing them again.
 
@@ -31,7 +32,8 @@ import psutil
 
 from autograder.grading.nbgrader_worker import READY_FLAG
 from autograder.grading.sandbox import kernel_forks, layout
-from autograder.grading.worker import Limits, _child_setup, _kill, _tree, blank_points, kill_forked_kernel
+from autograder.grading.trusted_forks import CHECKER, NBGRADER_WORKER, ForkedProcess, TrustedForks, listening
+from autograder.grading.worker import Limits, _child_setup, _kill, _tree, blank_points, checker_env, kill_forked_kernel, start_module
 
 SPARE_LOG = "worker.log"
 FORK_SERVER_LOG = "fork-server.log"
@@ -55,11 +57,12 @@ class ForkServer:
         channel = layout.channel_folder()
         channel.chmod(0o700)
         config = channel / "server.json"
-        config.write_text(json.dumps({"socket": str(channel / "forks.sock"), "preload": list(kernel_forks.PRELOAD)}))
-        with open(shared / FORK_SERVER_LOG, "ab") as log:
+        with listening(channel / "forks.sock") as listener, open(shared / FORK_SERVER_LOG, "ab") as log:
+            config.write_text(json.dumps({"listener_fd": listener.fileno(), "preload": list(kernel_forks.PRELOAD)}))
             process = subprocess.Popen(
                 [sys.executable, "-I", kernel_forks.__file__, str(config)], cwd=env["HOME"], env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_child_setup(), start_new_session=True,
+                pass_fds=(listener.fileno(),),
             )
         return cls(channel / "forks.sock", process)
 
@@ -79,7 +82,7 @@ class Spare:
 
     work: Path
     sandbox: layout.Sandbox
-    grader: subprocess.Popen
+    grader: subprocess.Popen | ForkedProcess
 
     def alive(self) -> bool:
         return self.grader.poll() is None
@@ -133,6 +136,14 @@ class WarmStarts:
         except OSError:  # without a fork server each kernel boots on its own
             self.forks = None
         self.fork_socket = self.forks.socket if self.forks is not None else None
+        self.checkers = self._trusted_server(CHECKER, checker_env(limits))
+        self.graders = self._trusted_server(NBGRADER_WORKER, layout.fork_server_env(base / layout.SHARED, limits.threads))
+
+    def _trusted_server(self, module: str, env: dict[str, str]) -> TrustedForks | None:
+        try:
+            return TrustedForks.start(self.base, module, env, _child_setup())
+        except OSError:  # without it each such process starts as a new interpreter
+            return None
 
     def take(self) -> Spare | None:
         """A live spare for the submission about to start, or None (it then starts cold)."""
@@ -172,11 +183,8 @@ class WarmStarts:
         limits = self.limits
         sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20, self.fork_socket)
         with open(work / SPARE_LOG, "wb") as log:
-            grader = subprocess.Popen(
-                [sys.executable, "-m", "autograder.grading.nbgrader_worker", READY_FLAG], cwd=work, env=sandbox.env,
-                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT,
-                preexec_fn=_child_setup(limits.cpu_seconds), start_new_session=True,
-            )
+            grader = start_module("autograder.grading.nbgrader_worker", [READY_FLAG], work, sandbox.env, log, stdin=subprocess.PIPE,
+                                  cpu_seconds=limits.cpu_seconds, forks=self.graders)
         return Spare(work, sandbox, grader)
 
     def close(self) -> None:
@@ -188,3 +196,6 @@ class WarmStarts:
             spare.discard()
         if self.forks is not None:
             self.forks.close()
+        for server in (self.checkers, self.graders):
+            if server is not None:
+                server.close()

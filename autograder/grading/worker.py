@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import nbformat
 import psutil
@@ -34,6 +34,7 @@ from autograder.grading.results import Status
 from autograder.grading.sandbox import layout
 from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.trusted_outputs import apply_reports, blank_of
+from autograder.grading.trusted_forks import ForkedProcess, TrustedForks
 from autograder.nbgrader_api import generate_assignment
 
 if TYPE_CHECKING:
@@ -263,22 +264,40 @@ def blank_points(course_root: Path, assignment: str) -> dict[str, float]:
     return {blank: float(cell.metadata["nbgrader"].get("points", 0)) for cell in nb.cells if (blank := blank_of(cell))}
 
 
-def _start_checker(sandbox: layout.Sandbox, limits: Limits) -> subprocess.Popen:
+def start_module(
+    module: str, args: list[str], cwd: Path, env: dict[str, str], log: IO[bytes], stdin: int = subprocess.DEVNULL,
+    cpu_seconds: int | None = None, forks: TrustedForks | None = None,
+) -> subprocess.Popen | ForkedProcess:
+    """``python -m module args`` in a session of its own, output to ``log``, dying with the calling thread.
+
+    Forked from the batch's trusted fork server of ``module`` (``forks``) when there is one that answers, which
+    spares the process its imports; else started as a new interpreter. Either answers like ``subprocess.Popen``.
+    """
+    if forks is not None and forks.module == module:
+        forked = forks.spawn(args, cwd, env, log, stdin if stdin == subprocess.PIPE else None, cpu_seconds)
+        if forked is not None:
+            return forked
+    return subprocess.Popen(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, stdin=stdin, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=_child_setup(cpu_seconds), start_new_session=True,
+    )
+
+
+def checker_env(limits: Limits) -> dict[str, str]:
+    """The checker's environment: this process's, with the kernels' number of math threads."""
     env = dict(os.environ)
     if limits.threads > 0:
         env.update({name: str(limits.threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
-    log = open(sandbox.private / "checker.log", "wb")
-    try:
-        return subprocess.Popen(
-            [sys.executable, "-m", "autograder.grading.sandbox.checker", str(sandbox.checker_config)],
-            cwd=sandbox.private, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=_child_setup(), start_new_session=True,
-        )
-    finally:
-        log.close()
+    return env
 
 
-def _checker_failure(sandbox: layout.Sandbox, checker: subprocess.Popen) -> str | None:
+def _start_checker(sandbox: layout.Sandbox, limits: Limits, forks: TrustedForks | None = None) -> subprocess.Popen | ForkedProcess:
+    with open(sandbox.private / "checker.log", "wb") as log:
+        return start_module("autograder.grading.sandbox.checker", [str(sandbox.checker_config)], sandbox.private, checker_env(limits),
+                            log, forks=forks)
+
+
+def _checker_failure(sandbox: layout.Sandbox, checker: subprocess.Popen | ForkedProcess) -> str | None:
     """Why the checker is not serving, or None while it is (it serves until it is killed)."""
     if checker.poll() is None:
         return None
@@ -321,7 +340,7 @@ def kill_forked_kernel(sandbox: layout.Sandbox) -> None:
 
 
 def _watch(
-    processes: list[subprocess.Popen], sandbox: layout.Sandbox, limits: Limits, later: Callable[[], None] | None = None
+    processes: list[subprocess.Popen | ForkedProcess], sandbox: layout.Sandbox, limits: Limits, later: Callable[[], None] | None = None
 ) -> tuple[tuple[Status, str] | None, float, float]:
     """Poll until the first process ends, another one (the checker serves until killed) ends, or a limit is
     crossed; returns (verdict, cpu, peak memory). ``later`` is called once, ``LATER_SECONDS`` in."""
@@ -389,13 +408,13 @@ def execute_submission(
         )
     else:
         work, sandbox = spare.work, spare.sandbox
-    command = [sys.executable, "-m", "autograder.grading.nbgrader_worker", str(course), assignment, student,
-               str(limits.cell_timeout), str(limits.output_mb * 2**20)]
+    arguments = [str(course), assignment, student, str(limits.cell_timeout), str(limits.output_mb * 2**20)]
+    checkers, graders = (warm.checkers, warm.graders) if warm is not None else (None, None)
     start = time.perf_counter()
     # Both start at once: the checker imports torch and the checks while nbgrader imports itself and boots
     # the kernel, whose first check waits for the checker's socket (see kernel_boot's ``check``).
-    checker = _start_checker(sandbox, limits)
-    processes: list[subprocess.Popen] = [checker]
+    checker = _start_checker(sandbox, limits, checkers)
+    processes: list[subprocess.Popen | ForkedProcess] = [checker]
     verdict, cpu, peak_memory, grader, checker_failure = None, 0.0, 0.0, None, None
     readied: list[bool] = []
 
@@ -409,10 +428,8 @@ def execute_submission(
             grader = spare.grader
         else:
             with open(work / "worker.log", "wb") as log:
-                grader = subprocess.Popen(
-                    command, cwd=course, env=sandbox.env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    preexec_fn=_child_setup(limits.cpu_seconds), start_new_session=True,
-                )
+                grader = start_module("autograder.grading.nbgrader_worker", arguments, course, sandbox.env, log,
+                                      cpu_seconds=limits.cpu_seconds, forks=graders)
         processes.insert(0, grader)
         verdict, cpu, peak_memory = _watch(processes, sandbox, limits, later=ready_the_next)
         checker_failure = _checker_failure(sandbox, checker)
@@ -430,7 +447,7 @@ def execute_submission(
 
 
 def _outcome(
-    failure: tuple[Status, str] | str | None, grader: subprocess.Popen, course: Path, assignment: str, student: str,
+    failure: tuple[Status, str] | str | None, grader: subprocess.Popen | ForkedProcess, course: Path, assignment: str, student: str,
     sandbox: layout.Sandbox, limits: Limits, usage: tuple[float, float, float],
 ) -> Execution:
     """The submission's status from how its processes ended, nbgrader's result and the sandbox's records."""

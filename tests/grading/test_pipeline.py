@@ -257,7 +257,7 @@ def test_a_spare_waiting_for_a_job_ends_with_its_kernel_when_its_input_closes(tm
 def test_a_checker_that_dies_is_a_grader_error_not_a_zero(tmp_path, mnist_folder, monkeypatch):
     """The kernel starts without waiting for the checker, so a checker that fails must still be noticed."""
 
-    def broken_checker(sandbox, limits):
+    def broken_checker(sandbox, limits, forks=None):
         with open(sandbox.private / "checker.log", "wb") as log:
             code = "import sys; print('checker exploded'); sys.exit(3)"
             return subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)

@@ -2,8 +2,8 @@
 
 Every notebook of the course imports torch, numpy, pandas, matplotlib, ...: seconds of CPU per kernel, paid
 again for every submission. The *fork server* pays them once. Run as
-``python -I kernel_forks.py SERVER.json`` (the grader's ``warm.ForkServer`` does this), it listens on a Unix
-socket, imports ``PRELOAD`` and waits. This file is standalone, like ``kernel_boot.py``: it imports nothing
+``python -I kernel_forks.py SERVER.json`` (the grader's ``warm.ForkServer`` does this, handing it a Unix socket
+that already listens), it imports ``PRELOAD`` and waits for requests. This file is standalone, like ``kernel_boot.py``: it imports nothing
 from ``autograder``.
 
 A kernel spec still starts ``kernel_boot.py SANDBOX.json -f CONNECTION_FILE``. When the sandbox names a fork
@@ -137,11 +137,9 @@ def _stand_in(pid: int, deathwatch: int) -> None:
 
 
 def serve(config: dict) -> None:
-    """Listen first (a stand-in that connects meanwhile waits), import ``PRELOAD``, then fork on request."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(config["socket"])
-    os.chmod(config["socket"], 0o600)
-    listener.listen(64)
+    """Import ``PRELOAD``, then fork on request on the inherited listening socket ``listener_fd`` (a stand-in
+    that connects meanwhile waits in its backlog)."""
+    listener = socket.socket(fileno=int(config["listener_fd"]))
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kernel_boot = _load_sibling("kernel_boot")
@@ -172,10 +170,11 @@ def _reap(_signum: int, _frame) -> None:
             return
 
 
-def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
+def receive_request(connection: socket.socket, count: int) -> tuple[dict, list[int]]:
+    """One JSON line and exactly ``count`` descriptors (passed with it) from ``connection``."""
     data, fds = b"", []
     while not data.endswith(b"\n"):
-        chunk, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(PASSED_FDS * 4))
+        chunk, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(count * 4))
         for level, kind, payload in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
                 fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
@@ -184,16 +183,26 @@ def _receive(connection: socket.socket) -> tuple[dict, list[int]]:
                 os.close(fd)
             raise OSError("incomplete or oversized request")
         data += chunk
-    if len(fds) != PASSED_FDS:
+    if len(fds) != count:
         for fd in fds:
             os.close(fd)
-        raise OSError(f"expected {PASSED_FDS} descriptors, got {len(fds)}")
+        raise OSError(f"expected {count} descriptors, got {len(fds)}")
     return json.loads(data), fds
 
 
-def _fork_one(connection: socket.socket, listener: socket.socket, kernel_boot: types.ModuleType) -> None:
-    request, fds = _receive(connection)
+def hung_up(connection: socket.socket) -> bool:
+    """Whether the requester closed its end (it gave up waiting, and started its process another way)."""
     try:
+        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+
+
+def _fork_one(connection: socket.socket, listener: socket.socket, kernel_boot: types.ModuleType) -> None:
+    request, fds = receive_request(connection, PASSED_FDS)
+    try:
+        if hung_up(connection):
+            raise OSError("the stand-in stopped waiting (its kernel booted on its own)")
         pid = os.fork()
         if pid == 0:
             try:
