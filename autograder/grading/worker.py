@@ -415,7 +415,7 @@ def execute_submission(
     # the kernel, whose first check waits for the checker's socket (see kernel_boot's ``check``).
     checker = _start_checker(sandbox, limits, checkers)
     processes: list[subprocess.Popen | ForkedProcess] = [checker]
-    verdict, cpu, peak_memory, grader, checker_failure = None, 0.0, 0.0, None, None
+    verdict, cpu, peak_memory, grader, checker_failure, kernel_ending = None, 0.0, 0.0, None, None, None
     readied: list[bool] = []
 
     def ready_the_next() -> None:
@@ -433,6 +433,7 @@ def execute_submission(
         processes.insert(0, grader)
         verdict, cpu, peak_memory = _watch(processes, sandbox, limits, later=ready_the_next)
         checker_failure = _checker_failure(sandbox, checker)
+        kernel_ending = layout.kernel_ending(sandbox)  # read before the kernel, if it runs still, is killed below
     finally:
         for process in processes:
             _kill(_tree(psutil.Process(process.pid))) if process.poll() is None else None
@@ -442,15 +443,17 @@ def execute_submission(
         shutil.rmtree(sandbox.channel, ignore_errors=True)
         ready_the_next()  # a submission shorter than LATER_SECONDS readies the next one now
     seconds = time.perf_counter() - start
-    execution = _outcome(verdict or checker_failure, grader, course, assignment, student, sandbox, limits, (seconds, cpu, peak_memory))
+    execution = _outcome(verdict or checker_failure, grader, course, assignment, student, sandbox, limits, (seconds, cpu, peak_memory),
+                         kernel_ending)
     return replace(execution, folder=work) if spare is not None else execution
 
 
 def _outcome(
     failure: tuple[Status, str] | str | None, grader: subprocess.Popen | ForkedProcess, course: Path, assignment: str, student: str,
-    sandbox: layout.Sandbox, limits: Limits, usage: tuple[float, float, float],
+    sandbox: layout.Sandbox, limits: Limits, usage: tuple[float, float, float], kernel_ending: dict[str, int] | None = None,
 ) -> Execution:
-    """The submission's status from how its processes ended, nbgrader's result and the sandbox's records."""
+    """The submission's status from how its processes ended (``kernel_ending``: the forked kernel's, when known),
+    nbgrader's result and the sandbox's records."""
     seconds, cpu, peak_memory = usage
     if isinstance(failure, str):
         return Execution(Status.GRADER_ERROR, failure, None, seconds, cpu, peak_memory)
@@ -460,6 +463,8 @@ def _outcome(
     if grader.returncode and grader.returncode < 0 and -grader.returncode == signal.SIGXCPU:
         return Execution(Status.CPU_LIMIT, f"over the CPU limit of {limits.cpu_seconds} s", None, seconds, cpu, peak_memory)
     status, reason, notebook = _classify(course, assignment, student)
+    if status == Status.KERNEL_DIED and kernel_ending is not None:
+        reason = kernel_death(kernel_ending)
     bypassed = apply_reports(notebook, layout.reports(sandbox)) if notebook is not None else []
     refused = layout.violations(sandbox)
     if layout.OUTPUT_REFUSAL in refused and status in (Status.GRADED, Status.TESTS_MODIFIED, Status.GRADER_ERROR):
@@ -469,6 +474,24 @@ def _outcome(
     if bypassed and status in (Status.GRADED, Status.SANDBOX_VIOLATION):
         status, reason = Status.SANDBOX_VIOLATION, "; ".join(filter(None, [reason, _bypass_reason(bypassed)]))
     return Execution(status, reason, notebook, seconds, cpu, peak_memory)
+
+
+def kernel_death(ending: dict[str, int]) -> str:
+    """Why a kernel died, from how it ended (``layout.kernel_ending``), in words for the student and instructor."""
+    if "signal" not in ending:
+        return f"the notebook's kernel exited with code {ending['exit_code']} during execution (os._exit or a crash?)"
+    number = ending["signal"]
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = str(number)
+    if number == signal.SIGKILL:
+        cause = "sent by the notebook itself, or by the operating system when the machine ran out of memory"
+    elif number in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT):
+        cause = "a crash in native code"
+    else:
+        cause = "sent by the notebook itself or by another program"
+    return f"the notebook's kernel was killed by signal {name} during execution ({cause})"
 
 
 def _bypass_reason(blanks: list[str]) -> str:

@@ -84,7 +84,8 @@ class Entry:
     what: str
     hostile: bool = True
     reason_words: tuple[str, ...] = ()
-    """For a ``sandbox_violation``, the reason names the refused action with one of these words."""
+    """For a ``sandbox_violation`` the reason names the refused action, for a ``kernel_died`` how the kernel ended,
+    with one of these words."""
 
     def honest(self) -> float:
         return self.honest_points() if callable(self.honest_points) else float(self.honest_points)
@@ -556,7 +557,8 @@ def catalogue() -> list[Entry]:
               "prints fake scores and displays a forged check report from inside the test cell"),
         Entry("float_answer_cell", answered(lambda ctx: dict(FLOAT_ANSWER)), 0, frozenset({GRADED}), "every answer cell returns 2.0"),
         Entry("sys_exit", injected(solved, SYS_EXIT), 10, frozenset({GRADED}), "sys.exit() in a cell of a full solution"),
-        Entry("os_exit", answered(lambda ctx: dict(OS_EXIT)), 0, frozenset({KERNEL_DIED}), "mse calls os._exit(0)"),
+        Entry("os_exit", answered(lambda ctx: dict(OS_EXIT)), 0, frozenset({KERNEL_DIED}), "mse calls os._exit(0)",
+              reason_words=("exited with code 0",)),
         Entry("kill_kernel", injected(stubs, KILL_KERNEL), 0, frozenset({KERNEL_DIED, SANDBOX}), "os.kill(os.getpid(), SIGKILL)",
               reason_words=("kill", "signal")),
         Entry("keyboard_interrupt", answered(lambda ctx: {"mse": ONLY_THE_VISIBLE_EXAMPLES % "KeyboardInterrupt"}), twin,

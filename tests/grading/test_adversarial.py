@@ -31,7 +31,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
-from adversarial import ASSIGNMENT, BYSTANDER, NOTEBOOK, SANDBOX, TOTAL, Context, Entry, catalogue, partial
+from adversarial import ASSIGNMENT, BYSTANDER, KERNEL_DIED, NOTEBOOK, SANDBOX, TOTAL, Context, Entry, catalogue, partial
 from test_pipeline import make_course
 
 from autograder.grading.record import record_zero
@@ -481,9 +481,9 @@ def test_each_status_says_what_happened(batch, entry):
     )
     if result["status"] != Status.GRADED.value:
         assert result["reason"].strip(), "a status other than graded needs a reason"
-    if result["status"] == SANDBOX and entry.reason_words:
+    if result["status"] in (SANDBOX, KERNEL_DIED) and entry.reason_words:
         assert any(word in result["reason"].lower() for word in entry.reason_words), (
-            f"the reason should name the refused action (one of {entry.reason_words}): {result['reason']!r}"
+            f"the reason should name the refused action or the kernel's end (one of {entry.reason_words}): {result['reason']!r}"
         )
 
 

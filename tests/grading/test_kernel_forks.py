@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from autograder.grading import worker
 from autograder.grading.sandbox import layout
 from autograder.grading.warm import ForkServer
 
@@ -50,7 +52,7 @@ DRIVER = textwrap.dedent('''
     if sys.argv[2] == "shutdown":
         km.shutdown_kernel(now=True)
     else:
-        kc.execute("import os; os._exit(0)")
+        kc.execute(sys.argv[2])
         deadline = time.time() + 30
         while km.is_alive() and time.time() < deadline:
             time.sleep(0.1)
@@ -83,8 +85,9 @@ def _sandbox(tmp_path: Path, fork_server: Path | None) -> layout.Sandbox:
     return layout.build_sandbox(work, course, {}, threads=1, fork_server=fork_server)
 
 
-def _drive(sandbox: layout.Sandbox, course: Path, ending: str) -> dict:
-    probes = {name: code.format(course=str(course / "secret" / "answers.txt")) for name, code in PROBES.items()}
+def _drive(sandbox: layout.Sandbox, course: Path, ending: str, probes: dict[str, str] | None = None) -> dict:
+    """Run the probes (``PROBES`` by default) in a kernel of ``sandbox``, then end it with ``ending``."""
+    probes = {name: code.format(course=str(course / "secret" / "answers.txt")) for name, code in (probes or PROBES).items()}
     shown = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps(probes), ending], env=sandbox.env, cwd=sandbox.work,
         capture_output=True, text=True, timeout=600,
@@ -109,10 +112,42 @@ def test_a_forked_kernel_is_sandboxed_interruptible_and_ends_with_its_stand_in(t
     assert forks.process.poll() is None  # the server outlives its kernels
 
 
-def test_the_stand_in_ends_when_its_forked_kernel_exits(tmp_path, forks):
+SWAP_PROBES = {
+    "remembered": "import os; os.makedirs('d/link'); open('d/link/answers.txt', 'w').write('mine'); print(open('d/link/answers.txt').read())",
+    "swapped": "os.rename('d', 'old'); os.rename('p', 'd'); print(open('d/link/answers.txt').read())",
+}
+
+
+def test_a_folder_swapped_for_one_with_a_link_is_resolved_anew(tmp_path, forks):
+    """The sandbox remembers folders' real paths; a folder replaced since must be resolved again, or the link's
+    target leaks."""
     sandbox = _sandbox(tmp_path, forks.socket)
-    result = _drive(sandbox, tmp_path / "course", "exit")
+    holder = sandbox.kernel / "p"
+    holder.mkdir()
+    (holder / "link").symlink_to(tmp_path / "course" / "secret")  # a notebook cannot make links; the test can
+    if sandbox.uid is not None:
+        os.chown(holder, sandbox.uid, -1)
+    result = _drive(sandbox, tmp_path / "course", "shutdown", SWAP_PROBES)
+    assert result["remembered"] == "mine"  # d/link: a folder of the kernel's own, whose real path is remembered
+    assert result["swapped"] == "PermissionError"
+    assert "answers.txt" in sandbox.violations.read_text()
+
+
+ENDINGS = {
+    "exit": ("import os; os._exit(3)", {"exit_code": 3}),
+    "kill": ("import os, signal; os.kill(os.getpid(), signal.SIGKILL)", {"signal": 9}),
+}
+
+
+@pytest.mark.parametrize("ending", sorted(ENDINGS))
+def test_the_stand_in_ends_when_its_forked_kernel_ends_and_the_server_records_how(tmp_path, forks, ending):
+    code, recorded = ENDINGS[ending]
+    sandbox = _sandbox(tmp_path, forks.socket)
+    assert layout.kernel_ending(sandbox) is None
+    result = _drive(sandbox, tmp_path / "course", code)
     assert result["stand_in_alive_after_kernel_exit"] is False
+    pid = int(result["probe"].split()[0])
+    assert layout.kernel_ending(sandbox) == {"pid": pid, **recorded}
 
 
 def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
@@ -122,3 +157,13 @@ def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
     assert int(pid) == result["stand_in"] and not sandbox.kernel_pid.exists()
     assert in_scratch == "True" and result["refused"] == "PermissionError"
     assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
+
+
+@pytest.mark.parametrize(("ending", "words"), [
+    ({"pid": 1, "exit_code": 3}, "exited with code 3"),
+    ({"pid": 1, "signal": 9}, "killed by signal SIGKILL"),
+    ({"pid": 1, "signal": 11}, "SIGSEGV during execution (a crash in native code)"),
+    ({"pid": 1, "signal": 99}, "killed by signal 99 during"),
+])
+def test_a_dead_kernels_reason_says_how_it_ended(ending, words):
+    assert words in worker.kernel_death(ending)

@@ -17,7 +17,8 @@ stand-in is what Jupyter started and signals:
 - the stand-in ends when the kernel ends (the *deathwatch* pipe reaches end of file), so Jupyter sees a
   kernel that died;
 - the server writes the kernel's pid to the sandbox's ``kernel_pid`` file, where the grader's watcher
-  finds it to measure and kill it.
+  finds it to measure and kill it, and, once the kernel has ended, how it ended (exit code or signal) to its
+  ``kernel_exit`` file, from which the grader says why a kernel died.
 
 Only library modules whose import does not depend on the kernel are preloaded: none that looks for an
 IPython shell when imported (fastai's progress bars, tqdm's notebook detection, pyplot's backend). Each
@@ -80,6 +81,7 @@ def run_forked(config: dict, config_path: str, kernel_argv: list[str]) -> bool:
             "env": dict(os.environ),
             "cpu": list(resource.getrlimit(resource.RLIMIT_CPU)),
             "pid_file": config["kernel_pid"],
+            "exit_file": config.get("kernel_exit"),
         }
         fds = array.array("i", [0, 1, 2, lifeline_read, deathwatch_write])
         server.sendmsg([(json.dumps(request) + "\n").encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -159,15 +161,37 @@ def serve(config: dict) -> None:
             connection.close()
 
 
+_exit_files: dict[int, str] = {}
+"""Each running kernel's ``kernel_exit`` file, by pid."""
+
+
 def _reap(_signum: int, _frame) -> None:
-    """Wait for every ended kernel (so that their CPU time counts in this server's, as for any child)."""
+    """Wait for every ended kernel (so that their CPU time counts in this server's, as for any child), and
+    record how it ended."""
     while True:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
+            pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
             return
+        exit_file = _exit_files.pop(pid, None)
+        if exit_file:
+            _record_exit(exit_file, pid, status)
+
+
+def _record_exit(path: str, pid: int, status: int) -> None:
+    """Write ``{"pid", "exit_code"}`` or ``{"pid", "signal"}`` to ``path``, whole or not at all."""
+    if os.WIFSIGNALED(status):
+        ending = {"pid": pid, "signal": os.WTERMSIG(status)}
+    else:
+        ending = {"pid": pid, "exit_code": os.WEXITSTATUS(status)}
+    try:
+        with open(path + ".partial", "w") as handle:
+            handle.write(json.dumps(ending))
+        os.replace(path + ".partial", path)
+    except OSError:
+        pass  # the sandbox was removed already: nobody asks any more
 
 
 def receive_request(connection: socket.socket, count: int) -> tuple[dict, list[int]]:
@@ -203,14 +227,21 @@ def _fork_one(connection: socket.socket, listener: socket.socket, kernel_boot: t
     try:
         if hung_up(connection):
             raise OSError("the stand-in stopped waiting (its kernel booted on its own)")
-        pid = os.fork()
-        if pid == 0:
-            try:
-                connection.close()
-                listener.close()
-                _become_kernel(request, fds, kernel_boot)
-            finally:
-                os._exit(1)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # reaped only once its exit file is known
+        try:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+                    connection.close()
+                    listener.close()
+                    _become_kernel(request, fds, kernel_boot)
+                finally:
+                    os._exit(1)
+            if request.get("exit_file"):
+                _exit_files[pid] = request["exit_file"]
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         partial = request["pid_file"] + ".partial"
         with open(partial, "w") as handle:
             handle.write(str(pid))

@@ -53,6 +53,7 @@ class Sandbox:
     reports: Path
     violations: Path
     kernel_pid: Path
+    kernel_exit: Path
     checker_config: Path
     env: dict[str, str]
     uid: int | None
@@ -204,7 +205,8 @@ def build_sandbox(
         threads: math-library threads for the kernel (0: library default).
         output_bytes: what the kernel may print in all; past it, printing raises and the refusal is logged.
         fork_server: the socket of the batch's ``kernel_forks`` server, which then forks the kernel (it
-            writes the kernel's pid to ``Sandbox.kernel_pid``); None: the kernel boots on its own.
+            writes the kernel's pid to ``Sandbox.kernel_pid``, and how it ended to ``Sandbox.kernel_exit``); None:
+            the kernel boots on its own.
     """
     user = sandbox_user()
     kernel, private, channel = work / "kernel", work / "private", channel_folder()
@@ -224,7 +226,8 @@ def build_sandbox(
     if data is not None:
         (fastai_home / "data" / "mnist_sample").symlink_to(data, target_is_directory=True)
     socket_path = channel / "checker.sock"
-    reports, violations, kernel_pid = private / "reports", private / "violations.log", private / "kernel.pid"
+    reports, violations = private / "reports", private / "violations.log"
+    kernel_pid, kernel_exit = private / "kernel.pid", private / "kernel.exit"
     checker_config = private / "checker.json"
     checker_module.CheckerConfig(str(socket_path), str(reports), points, os.environ.get("AUTOGRADER_DEVICE")).save(checker_config)
     boot_config = work / "jupyter" / "sandbox.json"
@@ -239,6 +242,7 @@ def build_sandbox(
         "violations": str(violations),
         "fork_server": str(fork_server) if fork_server is not None else None,
         "kernel_pid": str(kernel_pid),
+        "kernel_exit": str(kernel_exit),
         "max_file_bytes": MAX_FILE_BYTES,
         "max_output_bytes": output_bytes,
         "max_processes": MAX_PROCESSES,
@@ -253,7 +257,8 @@ def build_sandbox(
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
-    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, checker_config, env, user[0] if user else None)
+    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, kernel_exit, checker_config, env,
+                   user[0] if user else None)
 
 
 def violations(sandbox: Sandbox) -> list[str]:
@@ -270,6 +275,16 @@ def violations(sandbox: Sandbox) -> list[str]:
         if what not in seen:
             seen.append(what)
     return seen
+
+
+def kernel_ending(sandbox: Sandbox) -> dict[str, int] | None:
+    """How the forked kernel ended: ``{"pid", "exit_code"}`` or ``{"pid", "signal"}``; None when unknown (it
+    runs still, or booted on its own)."""
+    try:
+        ending = json.loads(sandbox.kernel_exit.read_text())
+    except (OSError, ValueError):
+        return None
+    return ending if isinstance(ending, dict) and ("exit_code" in ending or "signal" in ending) else None
 
 
 def reports(sandbox: Sandbox) -> dict[str, dict]:
@@ -295,4 +310,4 @@ def disk_usage(folder: Path) -> int:
     return total
 
 
-__all__ = ["OUTPUT_REFUSAL", "Sandbox", "build_sandbox", "disk_usage", "reports", "sandbox_user", "violations", "checker_module"]
+__all__ = ["OUTPUT_REFUSAL", "Sandbox", "build_sandbox", "disk_usage", "kernel_ending", "reports", "sandbox_user", "violations", "checker_module"]
