@@ -48,6 +48,7 @@ READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.ge
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 CHECKER_WAIT_SECONDS = 120
+MAX_REMEMBERED_FOLDERS = 4096
 
 
 def _limit_resources(config: dict) -> None:
@@ -182,7 +183,7 @@ def _cap_output(limit: int, log_fd: int) -> None:
 
 def _install_audit_hook(config: dict, log_fd: int) -> None:
     """Install the hook; nothing outside this function keeps a reference to it or to its rules."""
-    lstat, readlink, getcwd, getpid = os.lstat, os.readlink, os.getcwd, os.getpid
+    lstat, stat_path, readlink, getcwd, getpid = os.lstat, os.stat, os.readlink, os.getcwd, os.getpid
     is_link, fspath, getframe = stat.S_ISLNK, os.fspath, sys._getframe
     scratch = os.path.realpath(config["scratch"])
     readable = tuple(os.path.realpath(p) for p in config["readable"]) + (scratch,)
@@ -192,14 +193,11 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
     my_pid = getpid()
     my_pid_text = str(my_pid)
 
-    def resolve(path) -> str:
-        """The real absolute path, following symlinks with functions captured before any student code."""
-        path = fspath(path)
-        if isinstance(path, bytes):
-            path = path.decode("utf-8", "surrogateescape")
-        if not path.startswith("/"):
-            path = getcwd().rstrip("/") + "/" + path
-        parts, resolved, hops = path.split("/"), "", 0
+    real_folders: dict[str, tuple[str, int, int]] = {}  # folder as named -> (real path, device, inode)
+
+    def walk(resolved: str, parts: list) -> str:
+        """``resolved`` (a real path) joined with ``parts``, following symlinks as the system would."""
+        hops = 0
         while parts:
             part = parts.pop(0)
             if part in ("", "."):
@@ -219,20 +217,54 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
                 resolved = "" if target.startswith("/") else resolved
             else:
                 resolved = candidate
-        return resolved or "/"
+        return resolved
+
+    def resolve(path) -> str:
+        """The real absolute path, following symlinks with functions captured before any student code.
+
+        The real path of an existing containing folder is remembered (a notebook reads thousands of images
+        from one folder), except under /proc, whose links differ from process to process. A remembered path
+        is used only while the folder, as named, is still the same folder (device and inode): a folder renamed
+        or replaced, by this thread or another, is resolved anew.
+        """
+        path = fspath(path)
+        if isinstance(path, bytes):
+            path = path.decode("utf-8", "surrogateescape")
+        if not path.startswith("/"):
+            path = getcwd().rstrip("/") + "/" + path
+        folder, _, name = path.rpartition("/")
+        if not folder or folder.startswith("/proc"):
+            return walk("", path.split("/")) or "/"
+        try:
+            found = stat_path(folder)
+        except OSError:
+            return walk("", path.split("/")) or "/"
+        remembered = real_folders.get(folder)
+        if remembered is not None and remembered[1:] == (found.st_dev, found.st_ino):
+            real_folder = remembered[0]
+        else:
+            real_folder = walk("", folder.split("/"))
+            if not real_folder.startswith("/proc"):
+                if len(real_folders) >= MAX_REMEMBERED_FOLDERS:
+                    real_folders.clear()
+                real_folders[folder] = (real_folder, found.st_dev, found.st_ino)
+        return walk(real_folder, [name]) or "/"
 
     def under(path: str, roots: tuple) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
+    readable_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in readable)
+    denied_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in denied)
+
     def may_read(path: str) -> bool:
         """The most specific root containing ``path`` decides; a denied root wins a tie."""
         best, allowed = -1, False
-        for root in readable:
-            if len(root) > best and under(path, (root,)):
-                best, allowed = len(root), True
-        for root in denied:
-            if len(root) >= best and under(path, (root,)):
-                best, allowed = len(root), False
+        for root, prefix, length in readable_prefixes:
+            if length > best and (path == root or path.startswith(prefix)):
+                best, allowed = length, True
+        for root, prefix, length in denied_prefixes:
+            if length >= best and (path == root or path.startswith(prefix)):
+                best, allowed = length, False
         return allowed
 
     def refuse(what: str) -> None:
