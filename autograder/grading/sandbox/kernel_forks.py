@@ -41,8 +41,14 @@ import sys
 import threading
 import types
 
-PRELOAD = ("torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "matplotlib", "PIL", "ipykernel.kernelapp")
-"""Imported once by the server; each forked kernel finds them in ``sys.modules``."""
+PRELOAD = (
+    "torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "sklearn.model_selection", "matplotlib", "matplotlib.figure",
+    "matplotlib.axes", "matplotlib.image", "matplotlib.backend_bases", "PIL", "plum", "beartype", "beartype.door", "requests",
+    "ipykernel.kernelapp",
+)
+"""Imported once by the server; each forked kernel finds them in ``sys.modules``. With them, the rest of
+``from fastai.vision.all import *`` takes about 0.17 s instead of 0.5 s; ``matplotlib.pyplot`` itself is left
+out, since it chooses its backend when imported."""
 PASSED_FDS = 5  # stdin, stdout, stderr, lifeline (read end), deathwatch (write end)
 MAX_REQUEST_BYTES = 1 << 20
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
