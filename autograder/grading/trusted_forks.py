@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from autograder.grading.sandbox.kernel_forks import hung_up, receive_request
+from autograder.grading.sandbox.kernel_forks import ended_children, hung_up, receive_request
 from autograder.grading.sandbox.lifetime import die_with_parent
 
 CHECKER = "autograder.grading.sandbox.checker"
@@ -108,13 +108,7 @@ def serve(listener_fd: int, module: str) -> None:
 
 
 def _report_exits(waiting: dict[int, socket.socket]) -> None:
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for pid, status in ended_children():
         connection = waiting.pop(pid, None)
         if connection is not None:
             try:

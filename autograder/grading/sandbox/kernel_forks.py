@@ -40,6 +40,7 @@ import socket
 import sys
 import threading
 import types
+from collections.abc import Iterator
 
 PRELOAD = (
     "torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "sklearn.model_selection", "matplotlib", "matplotlib.figure",
@@ -87,7 +88,7 @@ def run_forked(config: dict, config_path: str, kernel_argv: list[str]) -> bool:
             "env": dict(os.environ),
             "cpu": list(resource.getrlimit(resource.RLIMIT_CPU)),
             "pid_file": config["kernel_pid"],
-            "exit_file": config.get("kernel_exit"),
+            "exit_file": config["kernel_exit"],
         }
         fds = array.array("i", [0, 1, 2, lifeline_read, deathwatch_write])
         server.sendmsg([(json.dumps(request) + "\n").encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
@@ -171,9 +172,8 @@ _exit_files: dict[int, str] = {}
 """Each running kernel's ``kernel_exit`` file, by pid."""
 
 
-def _reap(_signum: int, _frame) -> None:
-    """Wait for every ended kernel (so that their CPU time counts in this server's, as for any child), and
-    record how it ended."""
+def ended_children() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has ended, reaping it, without waiting for the others."""
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -181,6 +181,13 @@ def _reap(_signum: int, _frame) -> None:
             return
         if pid == 0:
             return
+        yield pid, status
+
+
+def _reap(_signum: int, _frame) -> None:
+    """Wait for every ended kernel (so that their CPU time counts in this server's, as for any child), and
+    record how it ended."""
+    for pid, status in ended_children():
         exit_file = _exit_files.pop(pid, None)
         if exit_file:
             _record_exit(exit_file, pid, status)
@@ -188,10 +195,8 @@ def _reap(_signum: int, _frame) -> None:
 
 def _record_exit(path: str, pid: int, status: int) -> None:
     """Write ``{"pid", "exit_code"}`` or ``{"pid", "signal"}`` to ``path``, whole or not at all."""
-    if os.WIFSIGNALED(status):
-        ending = {"pid": pid, "signal": os.WTERMSIG(status)}
-    else:
-        ending = {"pid": pid, "exit_code": os.WEXITSTATUS(status)}
+    code = os.waitstatus_to_exitcode(status)
+    ending = {"pid": pid, "signal": -code} if code < 0 else {"pid": pid, "exit_code": code}
     try:
         with open(path + ".partial", "w") as handle:
             handle.write(json.dumps(ending))
@@ -244,8 +249,7 @@ def _fork_one(connection: socket.socket, listener: socket.socket, kernel_boot: t
                     _become_kernel(request, fds, kernel_boot)
                 finally:
                     os._exit(1)
-            if request.get("exit_file"):
-                _exit_files[pid] = request["exit_file"]
+            _exit_files[pid] = request["exit_file"]
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
         partial = request["pid_file"] + ".partial"
