@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.data import DataError, MnistSample, load_mnist_sample
+from autograder.data import DataError, MnistSample, load_mnist_sample, mnist_sample_dir
 
 _loaded: dict[str, MnistSample] = {}
 
@@ -20,3 +20,17 @@ def real_sample(device) -> MnistSample:
         except DataError as error:
             pytest.skip(f"the MNIST sample is not available to the grader: {error}")
     return _loaded["cpu"].to(device)
+
+
+def preload_real_sample() -> bool:
+    """Load the real sample now when it is already provisioned (never provisions or downloads); True if loaded.
+
+    The checkers' fork server calls this, so that every checker forked from it shares the loaded tensors
+    instead of reading them again for its ``train_model`` check.
+    """
+    if "cpu" not in _loaded and mnist_sample_dir().is_dir():
+        try:
+            _loaded["cpu"] = load_mnist_sample()
+        except DataError:
+            return False
+    return "cpu" in _loaded

@@ -65,6 +65,36 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
     return 0
 
 
+def warm_up() -> None:
+    """Pay once, in the batch's trusted fork server, what each forked worker would pay again for its first
+    notebook: nbformat's compiled schema validators, the gradebook's SQLAlchemy mappers, the machine's
+    network interfaces (jupyter_client's kernel ports) and the modules nbgrader and jupyter_client import
+    only when first used (IPython, which locates the kernel specs; SQLite; psutil).
+
+    All of it is the same for every submission: nothing here reads a course, an environment variable or a file
+    of the submission's.
+    """
+    import IPython  # noqa: F401
+    import nbformat
+    import psutil  # noqa: F401
+    import sqlite3  # noqa: F401
+    import sqlalchemy.dialects.sqlite  # noqa: F401
+    import sqlalchemy.orm
+    from jupyter_client import localinterfaces
+    from nbformat import v4
+    from nbformat.validator import get_validator
+
+    import nbgrader.api  # noqa: F401 - declares the gradebook's tables and mappers
+
+    for relax_add_props in (False, True):  # nbconvert validates after each preprocessor with relaxed properties
+        get_validator(v4.nbformat, v4.nbformat_minor, relax_add_props=relax_add_props)
+    nbformat.validate(v4.new_notebook(cells=[v4.new_markdown_cell("warm-up"), v4.new_code_cell("1", outputs=[
+        v4.new_output("stream", name="stdout", text="1\n"), v4.new_output("execute_result", data={"text/plain": "1"}),
+    ])]))
+    sqlalchemy.orm.configure_mappers()
+    localinterfaces.localhost()
+
+
 def start_kernel() -> Any:
     """Start the ``python3`` kernel of this process's environment (the sandbox's kernel spec) without waiting
     for it; None when it cannot be started (the notebook then starts its own, as without ``--ready``)."""

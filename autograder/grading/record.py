@@ -28,10 +28,11 @@ RECORD_CONFIG = {
             "nbgrader.preprocessors.OverwriteCells",
             "nbgrader.preprocessors.CheckCellMetadata",
         ],
+        # nbgrader checks the cells' metadata again after executing; nothing runs here between the sanitize
+        # steps' check and these, which change no cell's metadata
         "autograde_preprocessors": [
             "nbgrader.preprocessors.SaveAutoGrades",
             "nbgrader.preprocessors.AssignLatePenalties",
-            "nbgrader.preprocessors.CheckCellMetadata",
         ],
     },
     "CourseDirectory": {"submitted_directory": STAGED},

@@ -3,10 +3,11 @@
 Each submission runs two trusted Python processes: the checker (``sandbox/checker.py``: torch and the hidden
 checks) and the nbgrader worker (``nbgrader_worker.py``: nbgrader, nbconvert, jupyter_client). Started with
 ``python -m``, each pays its imports again: seconds of CPU per submission. The batch's *trusted fork server*
-imports them once (and runs the checks' warm-up, ``runner.warm_up``); each process is then a fork of one
-that runs its module as ``python -m MODULE ARGS`` would, in a session of its own, with its working folder,
-environment, standard streams and CPU limit. Student code never runs in these processes (the kernel is a
-separate, sandboxed process) and nothing passes from one child to another: each is a fresh fork.
+imports them once and runs the module's warm-up (``runner.warm_up``, ``nbgrader_worker.warm_up``); each process
+is then a fork of one that runs its module as ``python -m MODULE ARGS`` would, in a session of its own, with
+its working folder, environment, standard streams and CPU limit. Student code never runs in these processes
+(the kernel is a separate, sandboxed process) and nothing passes from one child to another: each is a fresh
+fork.
 
 A batch has one server for its checkers and one for its nbgrader workers (which then carry no torch).
 ``TrustedForks.start`` runs one (``python -m autograder.grading.trusted_forks LISTENING_FD MODULE``, a socket
@@ -73,7 +74,7 @@ def listening(path: Path) -> Iterator[socket.socket]:
 
 
 def serve(listener_fd: int, module: str) -> None:
-    """Import ``PRELOAD`` and warm the checks up, then fork one child per request on the inherited listening
+    """Import ``PRELOAD`` and warm the module up, then fork one child per request on the inherited listening
     socket (requests made meanwhile wait in its backlog); report each child's exit."""
     listener = socket.socket(fileno=listener_fd)
     wakeup_read, wakeup_write = os.pipe()
@@ -86,9 +87,15 @@ def serve(listener_fd: int, module: str) -> None:
     for name in PRELOAD[module]:
         importlib.import_module(name)
     if module == CHECKER:
+        from autograder.checks.data import preload_real_sample
         from autograder.checks.runner import known_blanks, warm_up
 
         known_blanks()
+        warm_up()
+        preload_real_sample()
+    else:
+        from autograder.grading.nbgrader_worker import warm_up
+
         warm_up()
     print(f"trusted fork server of {module}: ready", flush=True)
     waiting: dict[int, socket.socket] = {}

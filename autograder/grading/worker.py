@@ -44,6 +44,9 @@ POLL_SECONDS = 0.2
 LATER_SECONDS = 5.0
 """When a submission's watcher starts the spare for the next one: once this submission's kernel has booted."""
 DISK_POLL_EVERY = 5
+TREE_POLL_EVERY = 5
+"""Every how many polls the watched process trees are listed again (a listing reads every process's
+``/proc`` entry); in between, the memory and CPU of the processes last listed are read."""
 OUTPUT_MARKERS = ("OutputLimitExceeded",)
 TIMEOUT_MARKERS = ("CellTimeoutError", "TimeoutError", "Cell execution timed out", "UnresponsiveKernel")
 DEAD_KERNEL_MARKERS = ("DeadKernelError", "Kernel died", "kernel died")
@@ -346,13 +349,15 @@ def _watch(
     crossed; returns (verdict, cpu, peak memory). ``later`` is called once, ``LATER_SECONDS`` in."""
     watched = [psutil.Process(p.pid) for p in processes]
     start, polls = time.perf_counter(), 0
-    peak_memory, cpu, verdict, forked = 0.0, 0.0, None, None
+    peak_memory, cpu, verdict, forked, tree = 0.0, 0.0, None, None, []
     while processes[0].poll() is None:
         if later is not None and time.perf_counter() - start > LATER_SECONDS:
             later()
             later = None
-        forked = forked or forked_kernel(sandbox)
-        tree = [proc for root in [*watched, *filter(None, [forked])] for proc in _tree(root)]
+        found = None if forked else forked_kernel(sandbox)
+        forked = forked or found
+        if found is not None or polls % TREE_POLL_EVERY == 0:
+            tree = [proc for root in [*watched, *filter(None, [forked])] for proc in _tree(root)]
         memory, tree_cpu = _usage(tree)
         peak_memory, cpu = max(peak_memory, memory), max(cpu, tree_cpu)
         elapsed = time.perf_counter() - start

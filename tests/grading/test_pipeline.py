@@ -208,7 +208,7 @@ def test_limits_give_their_own_status(tmp_path, mnist_folder):
     options = GradeOptions(jobs=2, limits=Limits(cell_timeout=10, cpu_seconds=300, memory_mb=2048, wall_seconds=300))
     results = {r.student: r for r in grade(course, ASSIGNMENT, incoming, options).submissions}
     assert results["loops"].status == Status.TIMEOUT and "test_update" in results["loops"].reason
-    assert results["hogs"].status == Status.MEMORY_LIMIT and "MiB" in results["hogs"].reason
+    assert results["hogs"].status == Status.MEMORY_LIMIT and "MiB" in results["hogs"].reason, results["hogs"].reason
     assert results["hogs"].score == 0.0
     assert results["honest"].status == Status.GRADED and results["honest"].score == 10.0, results["honest"].reason
 

@@ -32,6 +32,29 @@ def test_the_checkers_warm_up_leaves_the_first_check_nothing_to_import():
     assert shown.strip() == "1.0 []"
 
 
+def test_the_nbgrader_workers_warm_up_leaves_the_first_notebook_nothing_to_import_or_compile(tmp_path):
+    """Forked nbgrader workers share what the warm-up did: reading, validating and grading a notebook then
+    imports no module, compiles no schema validator and configures no mapper."""
+    probe = (
+        "import sys, nbformat, sqlalchemy.orm\n"
+        "from nbformat import validator\n"
+        "from autograder.grading import nbgrader_worker\n"
+        "import autograder.nbgrader_api\n"
+        "nbgrader_worker.warm_up(); before, compiled = set(sys.modules), set(validator.validators)\n"
+        "from jupyter_client.kernelspec import KernelSpecManager\n"
+        "from jupyter_client.localinterfaces import localhost\n"
+        "from nbgrader.api import Gradebook, Base\n"
+        "unconfigured = [m.class_.__name__ for m in Base.registry.mappers if not m.configured]\n"
+        "nb = nbformat.read('release/04_mnist_sgd/04_mnist_sgd.ipynb', as_version=4)\n"
+        "nbformat.validate(nb); nbformat.validate(nb, relax_add_props=True)\n"
+        "KernelSpecManager().find_kernel_specs(); localhost()\n"
+        f"with Gradebook('sqlite:///{tmp_path / 'gradebook.db'}') as gradebook: gradebook.update_or_create_student('s1')\n"
+        "print(sorted(set(sys.modules) - before), sorted(set(validator.validators) - compiled, key=str), unconfigured)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert shown.strip() == "[] [] []"
+
+
 def test_a_kernels_first_check_waits_for_a_checker_that_starts_later(tmp_path):
     """The checker starts alongside the kernel; a check made before its socket exists waits, then runs."""
     config = tmp_path / "checker.json"
