@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from autograder.data import DataError, MnistSample, load_mnist_sample, mnist_sample_dir
 
@@ -26,11 +27,16 @@ def preload_real_sample() -> bool:
     """Load the real sample now when it is already provisioned (never provisions or downloads); True if loaded.
 
     The checkers' fork server calls this, so that every checker forked from it shares the loaded tensors
-    instead of reading them again for its ``train_model`` check.
+    instead of reading them again for its ``train_model`` check. It runs on one math thread: a process that
+    forks must not have started OpenMP's worker threads, or its children hang in their first parallel operation.
     """
     if "cpu" not in _loaded and mnist_sample_dir().is_dir():
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
         try:
             _loaded["cpu"] = load_mnist_sample()
         except DataError:
             return False
+        finally:
+            torch.set_num_threads(threads)
     return "cpu" in _loaded

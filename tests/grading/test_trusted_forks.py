@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -92,3 +93,34 @@ def test_the_children_die_with_the_server(tmp_path, trusted):
     psutil.wait_procs([child], timeout=30)
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
     assert serving.wait(30) == -signal.SIGKILL
+
+
+
+FORK_AFTER_PRELOAD = """
+import os, sys, time, torch
+from autograder.checks.data import preload_real_sample
+assert preload_real_sample()
+pid = os.fork()
+if pid == 0:
+    (torch.rand(4_000_000).float() / 255).sum()  # large enough to run on both math threads
+    os._exit(0)
+deadline = time.time() + 60
+while time.time() < deadline:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        print("child exit", os.waitstatus_to_exitcode(status))
+        sys.exit(0)
+    time.sleep(0.1)
+os.kill(pid, 9)
+print("child hung")
+"""
+
+
+def test_a_fork_of_the_checkers_server_can_still_compute_in_parallel(mnist_folder):
+    """The checkers' server loads the real sample before it forks; with 2 math threads, a process whose OpenMP
+    workers have started forks children that hang in their first parallel operation, so the load must not
+    start them."""
+    shown = subprocess.run(
+        [sys.executable, "-c", FORK_AFTER_PRELOAD], env=checker_env(Limits(threads=2)), capture_output=True, text=True, timeout=300,
+    )
+    assert shown.stdout.strip() == "child exit 0", shown.stdout + shown.stderr[-2000:]
