@@ -89,3 +89,17 @@ def test_report_has_every_section(smoke):
     for words in ("CPU:", "memory:", "autograder grade", "nbgrader autograde"):
         assert words in report
     assert "PASS" in report or "MISS" in report
+
+
+def test_the_lesson_cells_script_measures_the_lesson_without_its_checks(tmp_path, mnist_folder):
+    """`bench/lesson_cells.py` runs the solved lesson once without hidden tests and reports a positive CPU time."""
+    figures = tmp_path / "cells.json"
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    run = subprocess.run([sys.executable, str(REPO_ROOT / "bench" / "lesson_cells.py"), "--repeats", "1", "--data", str(mnist_folder),
+                          "--json", str(figures)],
+                         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    shown = json.loads(figures.read_text())
+    assert number(shown["cpu_per_notebook"]) and len(shown["runs"]) == 1
+    assert any("untar_data" in line for _, line in shown["slowest_cells"])  # reading the images is among the slowest
+    assert "200 notebooks on 2 cores" in run.stdout

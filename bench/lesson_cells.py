@@ -1,0 +1,93 @@
+"""The CPU that ``04_mnist_sgd``'s own cells take, with no grading at all: the floor under any grader.
+
+Run by hand, on an otherwise idle machine, from the repository root with ``.venv/bin`` on PATH:
+
+    python bench/lesson_cells.py --threads 1 --repeats 3
+
+It executes the source notebook (the solved lesson) with nbclient in a plain kernel, with every hidden-test
+block removed, so no check runs; the MNIST sample comes from ``--data`` (or ``$MNIST_SAMPLE_ARCHIVE``) into a
+temporary ``FASTAI_HOME``. The first code cell (the imports) is left out of the figure: the batch's
+kernel fork server imports those libraries once per batch. The kernel's own CPU (user + system, from
+``resource.getrusage``) is read after the imports and after the last cell; the difference is what a kernel
+spends on the lesson itself. It prints that CPU, the slowest cells' wall times, and what it means for 200
+submissions on 2 cores (``200 x CPU / 2``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import tempfile
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+from grading_throughput import provision  # this script's folder is first on sys.path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO_ROOT / "source" / "04_mnist_sgd" / "04_mnist_sgd.ipynb"
+HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
+CPU_PROBE = "import resource as _r; _u = _r.getrusage(_r.RUSAGE_SELF); print('CPU', _u.ru_utime + _u.ru_stime)"
+
+
+def lesson_notebook() -> nbformat.NotebookNode:
+    """The solved lesson without hidden tests, with a CPU probe after the imports and after the last cell."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    for cell in code:
+        cell.source = HIDDEN_TESTS.sub("", cell.source)
+    first = nb.cells.index(code[0])
+    nb.cells.insert(first + 1, nbformat.v4.new_code_cell(CPU_PROBE))
+    nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
+    return nb
+
+
+def run_once(threads: int, timeout: int) -> tuple[float, list[tuple[float, str]]]:
+    """Execute the lesson once; returns (kernel CPU seconds after the imports, [(cell seconds, first line)])."""
+    nb = lesson_notebook()
+    os.environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute()
+    probes = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source == CPU_PROBE]
+    readings = [float(probe.outputs[0]["text"].split()[1]) for probe in probes]
+    cells = []
+    for cell in nb.cells[nb.cells.index(probes[0]) + 1:]:  # after the imports
+        timing = cell.get("metadata", {}).get("execution", {})
+        if cell.cell_type == "code" and cell not in probes and "iopub.execute_input" in timing:
+            started, ended = (datetime.fromisoformat(timing[key]) for key in ("iopub.execute_input", "shell.execute_reply"))
+            cells.append(((ended - started).total_seconds(), cell.source.splitlines()[0] if cell.source else ""))
+    return readings[1] - readings[0], cells
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=1, help="math threads of the kernel (default 1, as each kernel at -j 2 on 2 cores)")
+    parser.add_argument("--repeats", type=int, default=3, help="executions; the median is reported (default 3)")
+    parser.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--data", default=os.environ.get("MNIST_SAMPLE_ARCHIVE"),
+                        help="MNIST sample archive or folder [env: MNIST_SAMPLE_ARCHIVE]; without it, the provisioned sample of FASTAI_HOME")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="autograder-lesson-") as work:
+        provision(args.data, Path(work))
+        runs = [run_once(args.threads, args.timeout) for _ in range(args.repeats)]
+    cpu = statistics.median(seconds for seconds, _ in runs)
+    slowest = sorted(runs[0][1], reverse=True)[:6]
+    print(f"the lesson's cells without the imports and without hidden tests: {cpu:.2f} CPU s per notebook "
+          f"(median of {args.repeats}, {args.threads} math thread(s); each run: {', '.join(f'{s:.2f}' for s, _ in runs)})")
+    print("slowest cells (first run, wall s):")
+    for seconds, line in slowest:
+        print(f"  {seconds:6.2f}  {line[:70]}")
+    print(f"200 notebooks on 2 cores, cells alone: 200 x {cpu:.2f} / 2 = {200 * cpu / 2:.0f} s = {200 * cpu / 2 / 60:.1f} min")
+    if args.json:
+        args.json.write_text(json.dumps({"cpu_per_notebook": cpu, "runs": [s for s, _ in runs], "threads": args.threads,
+                                         "slowest_cells": slowest}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
