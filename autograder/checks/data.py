@@ -15,12 +15,17 @@ def real_sample(device) -> MnistSample:
 
     A successful load is kept for the rest of the process; a failure is retried on the next call.
     """
+    try:
+        return _load().to(device)
+    except DataError as error:
+        pytest.skip(f"the MNIST sample is not available to the grader: {error}")
+
+
+def _load() -> MnistSample:
+    """The sample on the CPU, loaded on the first call that succeeds; raises ``DataError`` when it cannot be."""
     if "cpu" not in _loaded:
-        try:
-            _loaded["cpu"] = load_mnist_sample()
-        except DataError as error:
-            pytest.skip(f"the MNIST sample is not available to the grader: {error}")
-    return _loaded["cpu"].to(device)
+        _loaded["cpu"] = load_mnist_sample()
+    return _loaded["cpu"]
 
 
 def preload_real_sample() -> bool:
@@ -34,7 +39,7 @@ def preload_real_sample() -> bool:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
-            _loaded["cpu"] = load_mnist_sample()
+            _load()
         except DataError:
             return False
         finally:

@@ -9,6 +9,7 @@ whose message names the likely mistake.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 from importlib import import_module
@@ -151,9 +152,7 @@ def _pytest_args(module: ModuleType) -> list[str]:
     ]
 
 
-_warmed_up: list[bool] = []
-
-
+@functools.cache
 def warm_up() -> None:
     """Pay ahead what the first run of checks in a process would: pytest's plugins and collection of every
     check module, and the imports ``torch.autograd.gradcheck`` makes on its first call.
@@ -161,8 +160,6 @@ def warm_up() -> None:
     The checker calls this while the student's kernel starts, so the first test cell does not wait for it.
     Only the first call in a process (or in the fork server a checker was forked from) does the work.
     """
-    if _warmed_up:
-        return
     import numpy.random  # noqa: F401 - hypothesis seeds it before every check
     from hypothesis import given, settings, strategies
 
@@ -173,7 +170,6 @@ def warm_up() -> None:
     files = [import_module(f"autograder.checks.{name}").__file__ for name in CHECK_MODULES]
     with _plugin_autoload_disabled(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         pytest.main([*files, *_pytest_args(import_module(f"autograder.checks.{CHECK_MODULES[0]}"))[1:], "--collect-only"], plugins=[plugin])
-    _warmed_up.append(True)
 
 
 @contextlib.contextmanager

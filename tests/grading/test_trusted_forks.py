@@ -95,7 +95,6 @@ def test_the_children_die_with_the_server(tmp_path, trusted):
     assert serving.wait(30) == -signal.SIGKILL
 
 
-
 FORK_AFTER_PRELOAD = """
 import os, sys, time, torch
 from autograder.checks.data import preload_real_sample
