@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nbgrader.preprocessors import ClearSolutions, Execute
-from traitlets import Integer
+from traitlets import Bool, Integer
 
 TASK_PLACEHOLDER = "{task}"
 
@@ -29,23 +29,38 @@ class OutputLimitExceeded(RuntimeError):
     """A notebook printed or displayed more than the grader accepts."""
 
 
-class CappedExecute(Execute):
-    """nbgrader's ``Execute`` that stops a notebook whose outputs exceed ``max_output_bytes`` in total.
+class GradingExecute(Execute):
+    """nbgrader's ``Execute`` as grading runs it: capped output, and no cell that cannot change a score.
 
-    Without a cap, endless printing would fill the grading process's memory with output messages.
+    - A notebook whose outputs exceed ``max_output_bytes`` in total is stopped (``OutputLimitExceeded``):
+      without a cap, endless printing would fill the grading process's memory with output messages.
+    - Unless ``run_trailing_cells`` is set, the cells after the notebook's last graded, solution or task cell
+      are left out: they run after every test cell, so no score depends on them (in ``04_mnist_sgd`` they
+      are the closing demonstrations, about half of the notebook's time). They keep their source and stay
+      without outputs, as nbgrader's ``ClearOutput`` left them.
     """
 
     max_output_bytes = Integer(64 * 2**20, help="Bytes of output a notebook may produce in all cells together.").tag(config=True)
+    run_trailing_cells = Bool(False, help=(
+        "Also execute the cells after the notebook's last graded, solution or task cell, as `nbgrader autograde` "
+        "does. They cannot change a score; run them to keep their outputs in the autograded notebooks."
+    )).tag(config=True)
 
     prestarted = None
     """A kernel manager whose kernel was started ahead (see ``nbgrader_worker --ready``): the next notebook
     executed in this process runs in that kernel instead of starting one; it is used once."""
 
     def preprocess(self, nb, resources=None, km=None):
-        if km is None and CappedExecute.prestarted is not None:
-            km, CappedExecute.prestarted = CappedExecute.prestarted, None
+        if km is None and GradingExecute.prestarted is not None:
+            km, GradingExecute.prestarted = GradingExecute.prestarted, None
         self._output_bytes = 0
+        self._last_cell = len(nb.cells) - 1 if self.run_trailing_cells else last_tracked_cell(nb)
         return super().preprocess(nb, resources, km)
+
+    def preprocess_cell(self, cell, resources, index):
+        if index > self._last_cell:
+            return cell, resources
+        return super().preprocess_cell(cell, resources, index)
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -54,3 +69,13 @@ class CappedExecute(Execute):
         if self._output_bytes > self.max_output_bytes:
             raise OutputLimitExceeded(f"the notebook's output exceeded {self.max_output_bytes // 2**20} MiB")
         return super().output(outs, msg, display_id, cell_index)
+
+
+def last_tracked_cell(nb) -> int:
+    """The index of ``nb``'s last cell that nbgrader grades or tracks (grade, solution or task); the last
+    cell's index when there is none, so that nothing is left out of a notebook nbgrader does not know."""
+    for index in range(len(nb.cells) - 1, -1, -1):
+        meta = nb.cells[index].get("metadata", {}).get("nbgrader", {})
+        if any(meta.get(flag) for flag in ("grade", "solution", "task")):
+            return index
+    return len(nb.cells) - 1

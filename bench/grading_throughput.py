@@ -12,7 +12,10 @@ In one run on one machine it
    - ``bare``: every submitted notebook executed with nbclient, one after the other, in one process (same
      kernel, same cell timeout as grading; no hidden tests, no gradebook): the floor for any grader;
    - ``nbgrader``: stock ``nbgrader autograde`` of all students in one call (serial; its in-kernel checks);
-   - ``j1`` and ``j2``: ``autograder grade ... -j 1`` and ``-j 2`` through the CLI (``--force``);
+   - ``j1`` and ``j2``: ``autograder grade ... -j 1`` and ``-j 2`` through the CLI (``--force``), which leave
+     out the cells after the notebook's last graded cell (no score depends on them);
+   - ``j1_all`` and ``j2_all``: the same in a course that sets ``GradingExecute.run_trailing_cells``, so that
+     every cell runs, as in the bare and nbgrader rows;
    - ``dask`` and ``local_j2`` (only where ``autograder grade`` has ``--executor`` and dask is installed):
      the same submissions on a two-worker ``dask.distributed.LocalCluster`` against ``--executor local -j 2``;
 3. times the reference training (``autograder.reference``) against the fastbook-style loop (a PyTorch
@@ -66,13 +69,16 @@ BARS = {
     "dask_vs_local": 1.15,  # --executor dask wall time / --executor local -j 2 wall time, at most
 }
 DASK_COURSE, DASK_MINUTES = 5000, 30
+EVERY_CELL = "\nc.GradingExecute.run_trailing_cells = True  # the *_all rows: every cell, as bare execution and nbgrader\n"
 
-ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "local_j2", "dask")
+ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "local_j2", "dask")
 ROW_LABELS = {
     "bare": "bare execution (nbclient, serial)",
     "nbgrader": "nbgrader autograde (serial)",
     "j1": "autograder grade -j 1",
     "j2": "autograder grade -j 2",
+    "j1_all": "autograder grade -j 1, every cell run",
+    "j2_all": "autograder grade -j 2, every cell run",
     "local_j2": "autograder grade --executor local -j 2",
     "dask": "autograder grade --executor dask (2 workers)",
 }
@@ -81,6 +87,8 @@ LATENCY_MEANING = {
     "nbgrader": "interval between two students' autograded notebooks being written",
     "j1": "the worker's wall time for one submission (`seconds` in its result)",
     "j2": "the worker's wall time for one submission (`seconds` in its result)",
+    "j1_all": "the worker's wall time for one submission (`seconds` in its result)",
+    "j2_all": "the worker's wall time for one submission (`seconds` in its result)",
     "local_j2": "the worker's wall time for one submission (`seconds` in its result)",
     "dask": "the worker's wall time for one submission (`seconds` in its result)",
 }
@@ -594,16 +602,20 @@ def run_nbgrader(ctx: Context) -> Row:
                sampler.peak_group_mb, sampler.peak_total_mb, scores, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
 
 
-def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: list[int] | None = None) -> Row:
+def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: list[int] | None = None, every_cell: bool = False) -> Row:
     """``autograder grade ASSIGNMENT --course COURSE --input SUBMISSIONS --force OPTIONS`` in a fresh course.
 
     As for the nbgrader row, the course's gradebook knows the assignment before the timing starts (the state
-    of a course after the assignment's release).
+    of a course after the assignment's release). With ``every_cell``, the course's configuration also runs the
+    cells after the last graded cell (``EVERY_CELL``).
     """
     from autograder.nbgrader_api import generate_assignment
 
     folder = ctx.work / key
     course = fresh_course(ctx.course_root, folder / "course")
+    if every_cell:
+        with open(course / "nbgrader_config.py", "a") as config:
+            config.write(EVERY_CELL)
     generate_assignment(course, ASSIGNMENT)
     command = [*tool("autograder"), "grade", ASSIGNMENT, "--course", str(course), "--input", str(ctx.submissions),
                "--force", "--cell-timeout", str(ctx.cell_timeout), *options]
@@ -786,8 +798,14 @@ def ratios(bench: Bench) -> dict[str, float]:
     if "j1" in rows and "bare" in rows:
         out["j1_vs_bare_wall"] = rows["j1"].wall / rows["bare"].wall
         out["j1_vs_bare_median"] = rows["j1"].median / rows["bare"].median
+    if "j2_all" in rows and "nbgrader" in rows:
+        out["j2_all_vs_nbgrader_throughput"] = rows["j2_all"].throughput / rows["nbgrader"].throughput
+    if "j1_all" in rows and "bare" in rows:
+        out["j1_all_vs_bare_wall"] = rows["j1_all"].wall / rows["bare"].wall
     if "j2" in rows and "j1" in rows:
         out["j2_vs_j1_throughput"] = rows["j2"].throughput / rows["j1"].throughput
+    if "j2" in rows and "j2_all" in rows:
+        out["j2_vs_j2_all_throughput"] = rows["j2"].throughput / rows["j2_all"].throughput
     if "nbgrader" in rows and "bare" in rows:
         out["nbgrader_vs_bare_wall"] = rows["nbgrader"].wall / rows["bare"].wall
     if bench.training:
@@ -797,11 +815,11 @@ def ratios(bench: Bench) -> dict[str, float]:
     return out
 
 
-def extrapolate_200(bench: Bench) -> dict | None:
-    """200 submissions at ``-j 2``: measured wall seconds per submission x 200 (start-up spread over N, so an
-    upper bound), and where N allows, the steady rate between the first and the last completion plus the
-    start-up (time to the first completion minus one submission's worker time)."""
-    row = bench.rows.get("j2")
+def extrapolate_200(bench: Bench, key: str = "j2") -> dict | None:
+    """200 submissions at ``-j 2`` (row ``key``): measured wall seconds per submission x 200 (start-up spread over
+    N, so an upper bound), and where N allows, the steady rate between the first and the last completion plus
+    the start-up (time to the first completion minus one submission's worker time)."""
+    row = bench.rows.get(key)
     if row is None:
         return None
     simple = row.per_submission * 200
@@ -827,19 +845,27 @@ def dask_sizing(bench: Bench) -> dict | None:
 
 
 def bars(bench: Bench) -> list[Bar]:
+    """The issue's bars, each for the default (``j1``, ``j2``) and, where it ran, for every cell run (``*_all``)."""
     r = ratios(bench)
     out = []
-    value = r.get("j2_vs_nbgrader_throughput")
-    out.append(Bar("`autograder grade -j 2` throughput / serial `nbgrader autograde` throughput",
-                   f"{value:.2f}x" if value is not None else "-", f">= {BARS['j2_vs_nbgrader']:g}x",
-                   None if value is None else value >= BARS["j2_vs_nbgrader"]))
-    value = r.get("j1_vs_bare_wall")
-    out.append(Bar("grading overhead of `-j 1` over bare execution (wall time)", f"{(value - 1) * 100:+.0f}%" if value is not None else "-",
-                   f"<= +{BARS['j1_overhead'] * 100:g}%", None if value is None else value - 1 <= BARS["j1_overhead"]))
-    extra = extrapolate_200(bench)
-    out.append(Bar("200 submissions of `04_mnist_sgd` at `-j 2` (measured s/submission x 200)",
-                   f"{extra['minutes']:.1f} min" if extra else "-", f"<= {BARS['minutes_for_200']:g} min",
-                   None if extra is None else extra["minutes"] <= BARS["minutes_for_200"]))
+    for key, how in (("j2", ""), ("j2_all", ", every cell run")):
+        value = r.get(f"{key}_vs_nbgrader_throughput")
+        if value is not None or key == "j2":
+            out.append(Bar(f"`autograder grade -j 2`{how} throughput / serial `nbgrader autograde` throughput",
+                           f"{value:.2f}x" if value is not None else "-", f">= {BARS['j2_vs_nbgrader']:g}x",
+                           None if value is None else value >= BARS["j2_vs_nbgrader"]))
+    for key, how in (("j1", ""), ("j1_all", ", every cell run,")):
+        value = r.get(f"{key}_vs_bare_wall")
+        if value is not None or key == "j1":
+            out.append(Bar(f"grading overhead of `-j 1`{how} over bare execution (wall time)",
+                           f"{(value - 1) * 100:+.0f}%" if value is not None else "-",
+                           f"<= +{BARS['j1_overhead'] * 100:g}%", None if value is None else value - 1 <= BARS["j1_overhead"]))
+    for key, how in (("j2", ""), ("j2_all", ", every cell run")):
+        extra = extrapolate_200(bench, key)
+        if extra is not None or key == "j2":
+            out.append(Bar(f"200 submissions of `04_mnist_sgd` at `-j 2`{how} (measured s/submission x 200)",
+                           f"{extra['minutes']:.1f} min" if extra else "-", f"<= {BARS['minutes_for_200']:g} min",
+                           None if extra is None else extra["minutes"] <= BARS["minutes_for_200"]))
     value = r.get("dask_vs_local_wall")
     out.append(Bar("`--executor dask` (2 workers) wall / `--executor local -j 2` wall", f"{value:.2f}x" if value is not None else "-",
                    f"<= {BARS['dask_vs_local']:g}x", None if value is None else value <= BARS["dask_vs_local"]))
@@ -925,7 +951,7 @@ def markdown(bench: Bench, manual: str | None) -> str:
         " sampled every 0.2 s; shared libraries and pages shared with the fork server count in every process, as in `--memory-limit`.")
     if "nbgrader" in bench.rows and "j1" in bench.rows:
         same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < 1e-6
-                   for k in ("j1", "j2") if k in bench.rows for s in bench.mix)
+                   for k in ("j1", "j2", "j1_all", "j2_all") if k in bench.rows for s in bench.mix)
         add(f"Scores of `autograder grade` equal those of `nbgrader autograde` for every student: {'yes' if same else 'NO'}.")
     statuses = {k: r.statuses for k, r in bench.rows.items() if r.statuses}
     if statuses:
@@ -938,7 +964,10 @@ def markdown(bench: Bench, manual: str | None) -> str:
         "j2_vs_nbgrader_throughput": "`-j 2` vs serial nbgrader (throughput)",
         "j1_vs_bare_wall": "`-j 1` vs bare execution (wall time)",
         "j1_vs_bare_median": "`-j 1` vs bare execution (median per submission)",
+        "j2_all_vs_nbgrader_throughput": "`-j 2`, every cell run, vs serial nbgrader (throughput)",
+        "j1_all_vs_bare_wall": "`-j 1`, every cell run, vs bare execution (wall time)",
         "j2_vs_j1_throughput": "`-j 2` vs `-j 1` (throughput)",
+        "j2_vs_j2_all_throughput": "`-j 2` vs `-j 2` with every cell run (throughput): what leaving out the trailing cells gives",
         "nbgrader_vs_bare_wall": "serial nbgrader vs bare execution (wall time)",
         "fastbook_vs_reference_training": "fastbook loop vs reference loop (seconds to the same accuracy)",
         "dask_vs_local_wall": "`--executor dask` vs `--executor local -j 2` (wall time)",
@@ -990,6 +1019,11 @@ def markdown(bench: Bench, manual: str | None) -> str:
             add(f"Steady state: one submission finished every {s['interval']:.1f} s between the first and the last completion;"
                 f" start-up {s['startup']:.1f} s + one submission {bench.rows['j2'].median:.1f} s + 199 x {s['interval']:.1f} s ="
                 f" {s['seconds']:.0f} s = {s['minutes']:.1f} min.")
+        every = extrapolate_200(bench, "j2_all")
+        if every is not None:
+            steady = f"; at steady state {every['steady']['minutes']:.1f} min" if every["steady"] else ""
+            add(f"With every cell run (the `j2_all` row, as nbgrader runs them): {every['per_submission']:.1f} s per submission,"
+                f" x 200 = {every['minutes']:.1f} min{steady}.")
         bare = bench.rows.get("bare")
         if bare:
             cores = bench.machine["usable_cores"]
@@ -1072,7 +1106,7 @@ def print_tables(bench: Bench) -> None:
 # ----------------------------------------------------------------------------------------------- main
 
 
-ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "dask")
+ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "dask")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -1127,6 +1161,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Bench:
             ("nbgrader", lambda: bench.rows.__setitem__("nbgrader", run_nbgrader(ctx))),
             ("j1", lambda: bench.rows.__setitem__("j1", run_autograder(ctx, "j1", ["-j", "1"]))),
             ("j2", lambda: bench.rows.__setitem__("j2", run_autograder(ctx, "j2", ["-j", "2"]))),
+            ("j1_all", lambda: bench.rows.__setitem__("j1_all", run_autograder(ctx, "j1_all", ["-j", "1"], every_cell=True))),
+            ("j2_all", lambda: bench.rows.__setitem__("j2_all", run_autograder(ctx, "j2_all", ["-j", "2"], every_cell=True))),
         ]
         for key, step in steps:
             if key in args.rows:

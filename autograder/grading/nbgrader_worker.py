@@ -27,7 +27,7 @@ HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
 
 
 AUTOGRADE_PREPROCESSORS = [
-    "autograder.nbgrader_ext.CappedExecute",
+    "autograder.nbgrader_ext.GradingExecute",
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
@@ -35,27 +35,28 @@ AUTOGRADE_PREPROCESSORS = [
     "nbgrader.preprocessors.AssignLatePenalties",
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
-"""nbgrader's own list, with ``Execute`` replaced by ``CappedExecute`` (a cap on the notebook's output)."""
+"""nbgrader's own list, with ``Execute`` replaced by ``GradingExecute`` (a cap on the notebook's output; no
+cell after the last graded one)."""
 
 
 def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int, kernel: Any = None) -> int:
     """Autograde one submission; ``kernel``, a kernel manager whose kernel is already started, runs its notebook."""
     warnings.filterwarnings("ignore")
     from autograder.nbgrader_api import in_course, make_api
-    from autograder.nbgrader_ext import CappedExecute
+    from autograder.nbgrader_ext import GradingExecute
 
-    CappedExecute.prestarted = kernel
+    GradingExecute.prestarted = kernel
     try:
         with in_course(course):
             api = make_api(course, {
                 # "immediate": the kernel of a finished notebook is killed, not asked to exit (seconds per kernel)
                 "Execute": {"timeout": cell_timeout, "interrupt_on_timeout": True, "shutdown_kernel": "immediate"},
-                "CappedExecute": {"max_output_bytes": max_output_bytes},
+                "GradingExecute": {"max_output_bytes": max_output_bytes},
                 "Autograde": {"autograde_preprocessors": AUTOGRADE_PREPROCESSORS},
             })
             result = api.autograde(assignment, student, force=True, create=True)
     finally:
-        CappedExecute.prestarted = None
+        GradingExecute.prestarted = None
         _shut_down(kernel)
     (course / RESULT_NAME).write_text(json.dumps({
         "success": bool(result.get("success")),

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-from autograder.grading.sandbox.kernel_forks import ended_children, hung_up, receive_request
+from autograder.grading.sandbox.kernel_forks import ended_children, freeze_heap, hung_up, receive_request
 from autograder.grading.sandbox.lifetime import die_with_parent
 
 CHECKER = "autograder.grading.sandbox.checker"
@@ -97,6 +97,7 @@ def serve(listener_fd: int, module: str) -> None:
         from autograder.grading.nbgrader_worker import warm_up
 
         warm_up()
+    freeze_heap()
     print(f"trusted fork server of {module}: ready", flush=True)
     waiting: dict[int, socket.socket] = {}
     while True:

@@ -66,6 +66,7 @@ PROBES = {
     "interrupted": "import time; time.sleep(60)",
     "after_interrupt": "print(6 * 7)",
     "debugger": "import sys; print(sys.modules.get('debugpy', 'absent'), 'pydevd' in sys.modules)",
+    "frozen": "import gc; print(gc.get_freeze_count() > 100_000)",
 }
 
 
@@ -109,6 +110,7 @@ def test_a_forked_kernel_is_sandboxed_interruptible_and_ends_with_its_stand_in(t
     assert "reading" in sandbox.violations.read_text()
     assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
     assert result["debugger"] == "None False"  # started without ipykernel's debugger: no debugpy, no pydevd
+    assert result["frozen"] == "True"  # the preloaded libraries' objects are out of the collector's reach
     psutil.wait_procs([psutil.Process(int(pid))] if psutil.pid_exists(int(pid)) else [], timeout=30)
     assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
     assert forks.process.poll() is None  # the server outlives its kernels
@@ -160,6 +162,7 @@ def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
     assert in_scratch == "True" and result["refused"] == "PermissionError"
     assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
     assert result["debugger"] == "None False"
+    assert result["frozen"] == "False"
 
 
 @pytest.mark.parametrize(("ending", "words"), [

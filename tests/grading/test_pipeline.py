@@ -161,6 +161,38 @@ def test_scores_equal_nbgrader_autograde(bad_input_batch, tmp_path):
         assert ours == theirs, student
 
 
+TRAILING = "from pathlib import Path\nPath('trailing.txt').write_text('ran')\nprint('the trailing cell ran')"
+
+
+def test_the_cells_after_the_last_graded_cell_run_only_when_the_course_asks(tmp_path, mnist_folder):
+    """No score depends on them: left out by default, run with ``GradingExecute.run_trailing_cells``, same scores."""
+    course = make_course(tmp_path / "course")
+    nb = solved(course)
+    nb.cells.append(nbformat.v4.new_code_cell(TRAILING))
+    put(course / "incoming", "student", nb)
+    autograded = course / "autograded" / "student" / ASSIGNMENT / NOTEBOOK
+
+    def graded_cells() -> tuple[float, list, list]:
+        [result] = grade(course, ASSIGNMENT, course / "incoming", GradeOptions(jobs=1, force=True, limits=FAST.limits)).submissions
+        assert result.status == Status.GRADED, result.reason
+        cells = nbformat.read(autograded, as_version=4).cells
+        last = max(i for i, cell in enumerate(cells) if cell.metadata.get("nbgrader", {}).get("grade"))
+        return result.score, cells[: last + 1], [cell for cell in cells[last + 1 :] if cell.cell_type == "code"]
+
+    score, graded, trailing = graded_cells()
+    assert len(trailing) >= 2  # the lesson's own closing cells, and the one added here
+    assert all(not cell.outputs and cell.execution_count is None for cell in trailing)
+    assert all(cell.execution_count is not None for cell in graded if cell.cell_type == "code")
+    assert not any(course.rglob("trailing.txt"))
+
+    config = course / "nbgrader_config.py"
+    config.write_text(config.read_text() + "\nc.GradingExecute.run_trailing_cells = True\n")
+    score_with_all, _, trailing = graded_cells()
+    assert all(cell.execution_count is not None for cell in trailing)
+    assert "the trailing cell ran" in trailing[-1].outputs[0]["text"]
+    assert score == score_with_all == 10.0
+
+
 def test_the_cli_exits_non_zero_when_a_submission_cannot_be_graded(bad_input_batch):
     from click.testing import CliRunner
 

@@ -29,6 +29,7 @@ reached, the kernel boots on its own, as without a server.
 from __future__ import annotations
 
 import array
+import gc
 import importlib
 import importlib.util
 import json
@@ -157,6 +158,7 @@ def serve(config: dict) -> None:
             importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a missing library is imported (or not) by the kernel itself
             print(f"fork server: not preloading {name}: {error}", file=sys.stderr, flush=True)
+    freeze_heap()
     print("fork server: ready", flush=True)
     while True:
         connection, _ = listener.accept()
@@ -166,6 +168,16 @@ def serve(config: dict) -> None:
             print(f"fork server: request refused: {error!r}", file=sys.stderr, flush=True)
         finally:
             connection.close()
+
+
+def freeze_heap() -> None:
+    """Move every object the server has made so far out of the garbage collector's reach, for good.
+
+    A forked kernel then never walks the preloaded libraries' hundreds of thousands of objects in a full
+    collection (about 0.4 s each), nor copies the memory pages that walk would write to.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 _exit_files: dict[int, str] = {}
