@@ -31,8 +31,8 @@ c.Execute.interrupt_on_timeout = True
 # nbclient waits 4 s by default for a cell's last outputs after it finishes; a busy machine needs longer.
 c.Execute.iopub_timeout = 30
 # `autograder grade` leaves out the cells after a notebook's last graded, solution or task cell: no score
-# depends on them (in 04_mnist_sgd they are the closing demonstrations, about half of its time). True runs
-# them, as `nbgrader autograde` does, to keep their outputs in the autograded notebooks.
+# depends on them (in 04_mnist_sgd they are the closing demonstrations, about three quarters of its cells'
+# CPU). True runs them, as `nbgrader autograde` does, to keep their outputs in the autograded notebooks.
 c.GradingExecute.run_trailing_cells = False
 
 # torch and fastai print harmless warnings to stderr on import; nbgrader scores a test cell with any

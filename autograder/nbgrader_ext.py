@@ -36,8 +36,8 @@ class GradingExecute(Execute):
       without a cap, endless printing would fill the grading process's memory with output messages.
     - Unless ``run_trailing_cells`` is set, the cells after the notebook's last graded, solution or task cell
       are left out: they run after every test cell, so no score depends on them (in ``04_mnist_sgd`` they
-      are the closing demonstrations, about half of the notebook's time). They keep their source and stay
-      without outputs, as nbgrader's ``ClearOutput`` left them.
+      are the closing demonstrations, about three quarters of its cells' CPU). They keep their source and
+      stay without outputs, as nbgrader's ``ClearOutput`` left them.
     """
 
     max_output_bytes = Integer(64 * 2**20, help="Bytes of output a notebook may produce in all cells together.").tag(config=True)

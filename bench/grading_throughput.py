@@ -1028,9 +1028,10 @@ def markdown(bench: Bench, manual: str | None) -> str:
         if bare:
             cores = bench.machine["usable_cores"]
             floor = 200 * bare.cpu_per_submission / cores / 60
-            add(f"Floor for any grader: bare execution of one submitted notebook (no hidden checks) used {bare.cpu_per_submission:.1f}"
-                f" CPU s here, so 200 notebooks need at least 200 x {bare.cpu_per_submission:.1f} / {cores} cores ="
-                f" {floor:.1f} min of this machine's CPUs even with perfect parallelism and no grading at all.")
+            add(f"Floor for running every cell: bare execution of one submitted notebook (its imports included, no hidden checks)"
+                f" used {bare.cpu_per_submission:.1f} CPU s here, so 200 notebooks need at least 200 x {bare.cpu_per_submission:.1f} /"
+                f" {cores} cores = {floor:.1f} min of this machine's CPUs with perfect parallelism and no grading at all. `autograder grade`"
+                " runs a notebook only up to its last graded cell: `bench/lesson_cells.py --graded-part` measures that part's floor.")
     add("")
     add("## Dask executor")
     add("")

@@ -10,7 +10,8 @@ temporary ``FASTAI_HOME``. The first code cell (the imports) is left out of the 
 kernel fork server imports those libraries once per batch. The kernel's own CPU (user + system, from
 ``resource.getrusage``) is read after the imports and after the last cell; the difference is what a kernel
 spends on the lesson itself. It prints that CPU, the slowest cells' wall times, and what it means for 200
-submissions on 2 cores (``200 x CPU / 2``).
+submissions on 2 cores (``200 x CPU / 2``). With ``--graded-part``, the notebook stops at its last graded,
+solution or task cell, as ``autograder grade`` runs it (``GradingExecute``): the floor under grading as configured.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+from autograder.nbgrader_ext import last_tracked_cell
 from grading_throughput import provision  # this script's folder is first on sys.path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -35,9 +37,12 @@ HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", r
 CPU_PROBE = "import resource as _r; _u = _r.getrusage(_r.RUSAGE_SELF); print('CPU', _u.ru_utime + _u.ru_stime)"
 
 
-def lesson_notebook() -> nbformat.NotebookNode:
-    """The solved lesson without hidden tests, with a CPU probe after the imports and after the last cell."""
+def lesson_notebook(graded_part: bool = False) -> nbformat.NotebookNode:
+    """The solved lesson without hidden tests, with a CPU probe after the imports and after the last cell
+    (with ``graded_part``, the last graded, solution or task cell)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
+    if graded_part:
+        nb.cells = nb.cells[: last_tracked_cell(nb) + 1]
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
     for cell in code:
         cell.source = HIDDEN_TESTS.sub("", cell.source)
@@ -47,9 +52,9 @@ def lesson_notebook() -> nbformat.NotebookNode:
     return nb
 
 
-def run_once(threads: int, timeout: int) -> tuple[float, list[tuple[float, str]]]:
+def run_once(threads: int, timeout: int, graded_part: bool = False) -> tuple[float, list[tuple[float, str]]]:
     """Execute the lesson once; returns (kernel CPU seconds after the imports, [(cell seconds, first line)])."""
-    nb = lesson_notebook()
+    nb = lesson_notebook(graded_part)
     os.environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute()
@@ -70,15 +75,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="executions; the median is reported (default 3)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds per cell (default 300)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--graded-part", action="store_true",
+                        help="stop at the last graded, solution or task cell, as `autograder grade` runs the notebook")
     parser.add_argument("--data", default=os.environ.get("MNIST_SAMPLE_ARCHIVE"),
                         help="MNIST sample archive or folder [env: MNIST_SAMPLE_ARCHIVE]; without it, the provisioned sample of FASTAI_HOME")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autograder-lesson-") as work:
         provision(args.data, Path(work))
-        runs = [run_once(args.threads, args.timeout) for _ in range(args.repeats)]
+        runs = [run_once(args.threads, args.timeout, args.graded_part) for _ in range(args.repeats)]
     cpu = statistics.median(seconds for seconds, _ in runs)
     slowest = sorted(runs[0][1], reverse=True)[:6]
-    print(f"the lesson's cells without the imports and without hidden tests: {cpu:.2f} CPU s per notebook "
+    part = "up to the last graded cell" if args.graded_part else "all of them"
+    print(f"the lesson's cells ({part}) without the imports and without hidden tests: {cpu:.2f} CPU s per notebook "
           f"(median of {args.repeats}, {args.threads} math thread(s); each run: {', '.join(f'{s:.2f}' for s, _ in runs)})")
     print("slowest cells (first run, wall s):")
     for seconds, line in slowest:
@@ -86,7 +94,7 @@ def main() -> None:
     print(f"200 notebooks on 2 cores, cells alone: 200 x {cpu:.2f} / 2 = {200 * cpu / 2:.0f} s = {200 * cpu / 2 / 60:.1f} min")
     if args.json:
         args.json.write_text(json.dumps({"cpu_per_notebook": cpu, "runs": [s for s, _ in runs], "threads": args.threads,
-                                         "slowest_cells": slowest}, indent=1))
+                                         "graded_part": args.graded_part, "slowest_cells": slowest}, indent=1))
 
 
 if __name__ == "__main__":

@@ -476,8 +476,9 @@ MANY_CELLS = 10_000
 
 
 def many_cells(ctx: Context) -> NotebookNode:
+    """The stubs with ``MANY_CELLS`` code cells before the answer cells (after the last graded cell they would not run)."""
     nb = stubs(ctx)
-    nb.cells.extend(nbformat.v4.new_code_cell(f"_c{i} = {i}") for i in range(MANY_CELLS))
+    nb.cells[2:2] = [nbformat.v4.new_code_cell(f"_c{i} = {i}") for i in range(MANY_CELLS)]
     return nb
 
 
