@@ -28,6 +28,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.grading.demo import fill, solution_snippets
+from autograder.nbgrader_ext import last_tracked_cell
 
 ASSIGNMENT = "01_gradient_descent"
 NOTEBOOK = f"{ASSIGNMENT}.ipynb"
@@ -423,12 +424,13 @@ def injected(base: Callable[[Context], NotebookNode], code: str, **values: Calla
     return build
 
 
-def at_the_end(base: Callable[[Context], NotebookNode], code: str, **values: Callable[[Context], object]) -> Callable[[Context], NotebookNode]:
-    """A builder: ``base`` with ``code`` in a new last cell (what it starts outlives the rest of the notebook)."""
+def before_the_last_test(base: Callable[[Context], NotebookNode], code: str, **values: Callable[[Context], object]) -> Callable[[Context], NotebookNode]:
+    """A builder: ``base`` with ``code`` in a new cell just before its last test cell, the last cell grading runs
+    (those after it are not run), so that what the code starts outlives the rest of the notebook."""
 
     def build(ctx: Context) -> NotebookNode:
         nb = base(ctx)
-        return inject(nb, sub(code, **{name: value(ctx) for name, value in values.items()}), after=len(nb.cells) - 1)
+        return inject(nb, sub(code, **{name: value(ctx) for name, value in values.items()}), after=last_tracked_cell(nb) - 1)
 
     return build
 
@@ -568,9 +570,10 @@ def catalogue() -> list[Entry]:
               frozenset({GRADED}), "mse raises SystemExit once the checks leave the visible examples"),
         # -- resources
         Entry("infinite_loop", injected(stubs, INFINITE_LOOP), 0, frozenset({TIMEOUT}), "while True: pass"),
-        Entry("process_storm", at_the_end(stubs, PROCESS_STORM, count=lambda ctx: STORM_PROCESSES, seconds=lambda ctx: STORM_SLEEP,
-                                          token=lambda ctx: ctx.token),
-              0, frozenset({SANDBOX}), f"{STORM_PROCESSES} x sleep {STORM_SLEEP} in new sessions, in the last cell", reason_words=SPAWNS),
+        Entry("process_storm", before_the_last_test(stubs, PROCESS_STORM, count=lambda ctx: STORM_PROCESSES, seconds=lambda ctx: STORM_SLEEP,
+                                                    token=lambda ctx: ctx.token),
+              0, frozenset({SANDBOX}), f"{STORM_PROCESSES} x sleep {STORM_SLEEP} in new sessions, just before the last test cell",
+              reason_words=SPAWNS),
         Entry("memory_hog", injected(stubs, MEMORY_HOG, chunks=lambda ctx: MEMORY_MAX_GB * 1024 // MEMORY_CHUNK_MB,
                                      chunk_mb=lambda ctx: MEMORY_CHUNK_MB),
               0, frozenset({MEMORY}), f"{MEMORY_CHUNK_MB} MiB chunks up to {MEMORY_MAX_GB} GiB"),

@@ -174,7 +174,7 @@ def freeze_heap() -> None:
     """Move every object the server has made so far out of the garbage collector's reach, for good.
 
     A forked kernel then never walks the preloaded libraries' hundreds of thousands of objects in a full
-    collection (about 0.4 s each), nor copies the memory pages that walk would write to.
+    collection (0.2 to 0.4 s each), nor copies the memory pages that walk would write to.
     """
     gc.collect()
     gc.freeze()
