@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from nbgrader.preprocessors import ClearSolutions, Execute
+from nbgrader.utils import is_grade, is_solution, is_task
 from traitlets import Bool, Integer
 
 TASK_PLACEHOLDER = "{task}"
@@ -75,7 +76,7 @@ def last_tracked_cell(nb) -> int:
     """The index of ``nb``'s last cell that nbgrader grades or tracks (grade, solution or task); the last
     cell's index when there is none, so that nothing is left out of a notebook nbgrader does not know."""
     for index in range(len(nb.cells) - 1, -1, -1):
-        meta = nb.cells[index].get("metadata", {}).get("nbgrader", {})
-        if any(meta.get(flag) for flag in ("grade", "solution", "task")):
+        cell = nb.cells[index]
+        if is_grade(cell) or is_solution(cell) or is_task(cell):
             return index
     return len(nb.cells) - 1
