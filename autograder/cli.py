@@ -21,6 +21,7 @@ from autograder.course import CourseError, find_course_root
 from autograder.data import DataError
 
 console = Console()
+errors = Console(stderr=True)
 
 data_option = click.option(
     "--data",
@@ -36,7 +37,7 @@ course_option = click.option(
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    errors.print(f"[bold red]error:[/] {message}", soft_wrap=True, highlight=False)
     sys.exit(2)
 
 
@@ -56,6 +57,20 @@ def _provision(data: Path | None) -> Path:
     except DataError as error:
         _fail(str(error))
         raise
+
+
+def _provision_offline(data: Path | None, assignments: list[str]) -> None:
+    """For a batch: provision from a local copy only (``--data`` / ``MNIST_SAMPLE_ARCHIVE``), never download;
+    then refuse to start (exit 2) when one of ``assignments`` needs the MNIST sample and it is not provisioned."""
+    from autograder.checks.data import require_sample
+
+    if data is not None:
+        _provision(data)
+    try:
+        for name in assignments:
+            require_sample(name)
+    except DataError as error:
+        _fail(str(error))
 
 
 @click.group()
@@ -123,10 +138,11 @@ def release(course: Path | None, assignment: str | None) -> None:
 @click.option("--assignment", default=None, help="Only this assignment.")
 def validate(course: Path | None, data: Path | None, assignment: str | None) -> None:
     """Prove that the reference solution gets full points and the untouched stubs get zero."""
+    from autograder.course import assignments
     from autograder.validate import validate as run_validation
 
     root = _course(course)
-    _provision(data)
+    _provision_offline(data, [assignment] if assignment else assignments(root))
     try:
         results = run_validation(root, assignment)
     except CourseError as error:
@@ -155,6 +171,12 @@ def _progress_listener(progress, console_):
     state = {"task": None}
 
     def listen(kind, payload):
+        if kind == "waiting":
+            progress.console.print(payload, highlight=False, markup=False)
+            return
+        if kind == "plan":
+            progress.console.print(payload.describe(), highlight=False, soft_wrap=True)
+            return
         if kind == "start":
             state["task"] = progress.add_task("grading", total=payload)
             return
@@ -178,18 +200,20 @@ def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int |
 
 
 def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits,
-              executor: str = "local", scheduler: str | None = None):
+              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True):
     """Grade with a progress bar and print the summary; returns the batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.grading.pipeline import GradeOptions, grade
     from autograder.grading.summary import summary
 
-    options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler)
+    options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler, students=tuple(students),
+                           wait_for_lock=wait)
     if jobs:
         options.jobs = jobs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress:
+    # the bar is drawn only on a terminal: in a log or a pipe it would leave its control characters behind
+    with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
         batch = grade(root, assignment, source, options, _progress_listener(progress, console))
     console.print(summary(batch))
     return batch
@@ -202,7 +226,9 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
 @click.option("--input", "source", type=click.Path(path_type=Path, exists=True), default=None,
               help="submitted/ folder (nbgrader layout), a flat folder of <student>.ipynb, or an LMS .zip [default: the course's submitted/].")
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None, help="Submissions graded at once [default: number of cores].")
-@click.option("--force", is_flag=True, help="Grade again submissions that already have a result.")
+@click.option("--force", is_flag=True, help="Grade again every submission, changed or not [default: only new or changed ones].")
+@click.option("--student", "students", multiple=True, metavar="ID",
+              help="Grade (or grade again) only this student's submission; repeat for several.")
 @click.option("--cell-timeout", type=click.IntRange(1), default=None, help="Seconds one cell may run [default: 300].")
 @click.option("--cpu-limit", type=click.IntRange(1), default=None, help="CPU seconds per submission [default: 900].")
 @click.option("--memory-limit", type=click.IntRange(64), default=None, help="MiB of memory per submission [default: 6144].")
@@ -211,20 +237,25 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
               help="Where notebooks run: on this machine (-j at a time) or as tasks on a Dask cluster (needs --scheduler).")
 @click.option("--scheduler", default=None, envvar="DASK_SCHEDULER_ADDRESS", metavar="ADDRESS",
               help="Dask scheduler address for --executor dask, e.g. tcp://scheduler:8786 [env: DASK_SCHEDULER_ADDRESS].")
-def grade_command(assignment, course, data, source, jobs, force, cell_timeout, cpu_limit, memory_limit, output_limit, executor, scheduler) -> None:
+@click.option("--no-wait", "no_wait", is_flag=True,
+              help="When another `autograder grade` is writing to this course, exit at once (code 2) instead of waiting for it.")
+def grade_command(assignment, course, data, source, jobs, force, students, cell_timeout, cpu_limit, memory_limit, output_limit, executor,
+                  scheduler, no_wait=False) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
+    from autograder.grading.course_lock import CourseLocked
     from autograder.grading.pipeline import GradingError
 
     if executor == "dask" and not scheduler:
         _fail("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler:8786) or DASK_SCHEDULER_ADDRESS")
     root = _course(course)
-    _provision(data)
+    _provision_offline(data, [assignment])
     try:
-        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler)
-    except (GradingError, CourseError) as error:
+        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler,
+                          students, wait=not no_wait)
+    except (GradingError, CourseError, CourseLocked) as error:
         _fail(str(error))
     if not batch.all_gradable:
-        console.print("[red]some submissions could not be graded: see their status and reason above[/]")
+        errors.print("[red]some submissions could not be graded: see their status and reason above[/]")
         sys.exit(1)
 
 
@@ -268,7 +299,7 @@ def run_feedback(root: Path, assignment: str, device: str | None = None) -> list
 def feedback_command(assignment: str, course: Path | None, data: Path | None) -> None:
     """Write a feedback page per student (check messages, training curves; no hidden test code)."""
     root = _course(course)
-    _provision(data)
+    _provision_offline(data, [assignment])
     pages = run_feedback(root, assignment)
     if not pages:
         _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
@@ -292,7 +323,7 @@ def demo_command(course: Path | None, data: Path | None, assignment: str, into: 
     from autograder.grading.demo import run_demo_course
 
     root = _course(course)
-    _provision(data)
+    _provision_offline(data, [assignment])
     demo_root = into or root / ".cache" / "demo-course"
     described = run_demo_course(root, assignment, demo_root)
     console.print(f"demo course: {demo_root}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import ClearSolutions, Execute
+from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
 from nbgrader.utils import is_grade, is_solution, is_task
 from traitlets import Bool, Integer
 
@@ -80,3 +80,42 @@ def last_tracked_cell(nb) -> int:
         if is_grade(cell) or is_solution(cell) or is_task(cell):
             return index
     return len(nb.cells) - 1
+
+
+class RestoreCellMetadata(NbGraderPreprocessor):
+    """Give a submission's cells the grading metadata the gradebook says they have, before nbgrader reads it.
+
+    A student who edited a cell's nbgrader metadata (a duplicated test cell, an answer cell made a graded cell
+    worth 10 points, a test cell made ungraded or renamed) would otherwise make nbgrader refuse the whole
+    notebook or score it wrongly. The rules are ``autograder.grading.cell_restore.restore``'s; the assignment's
+    cells come from the gradebook (``nbgrader generate_assignment`` saved them), their sources without the
+    hidden tests. Runs first among ``Autograde.sanitize_preprocessors`` (see ``nbgrader_config.py``).
+    """
+
+    def preprocess(self, nb, resources):
+        from nbgrader.api import Gradebook
+
+        from autograder.grading.cell_restore import restore
+
+        info = resources["nbgrader"]
+        with Gradebook(info["db_url"]) as gradebook:
+            expected = gradebook_cells(gradebook, info["notebook"], info["assignment"])
+        for change in restore(nb, expected):
+            self.log.warning("%s", change)
+        return nb, resources
+
+
+def gradebook_cells(gradebook, notebook: str, assignment: str) -> list:
+    """The tracked cells of ``notebook`` as the gradebook knows them, in notebook order (``TrackedCell``s)."""
+    from autograder.grading.cell_restore import TrackedCell, visible_source
+
+    found = gradebook.find_notebook(notebook, assignment)
+    points = {cell.name: float(cell.max_score) for cell in found.grade_cells}
+    solutions = {cell.name for cell in found.solution_cells}
+    tasks = {cell.name for cell in found.task_cells}
+    return [
+        TrackedCell(cell.name, cell.cell_type, visible_source(cell.source), cell.name in points, cell.name in solutions,
+                    bool(cell.locked), cell.name in tasks, points.get(cell.name))
+        for cell in found.source_cells
+        if cell.name in points or cell.name in solutions or cell.name in tasks or cell.locked
+    ]

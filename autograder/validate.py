@@ -51,8 +51,16 @@ def _submit(course: Path, student: str, assignment: str, source_notebook: Path) 
 
 
 def validate_assignment(root: Path, assignment: str) -> Validation:
-    """Autograde the reference and the untouched stubs of ``assignment`` in a scratch course."""
+    """Autograde the reference and the untouched stubs of ``assignment`` in a scratch course.
+
+    Raises:
+        DataError: the assignment's checks need the MNIST sample and it is not provisioned (without it the
+            reference could not get full points); nothing is downloaded.
+    """
+    from autograder.checks.data import require_sample
+
     check_assignment(root, assignment)
+    require_sample(assignment)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="autograder-validate-") as tmp:
         course = scratch_course(root, Path(tmp) / "course")
@@ -68,5 +76,12 @@ def validate_assignment(root: Path, assignment: str) -> Validation:
 
 
 def validate(root: Path, only: str | None = None) -> list[Validation]:
-    """Validate every assignment of the course (or ``only`` one)."""
-    return [validate_assignment(root, name) for name in ([only] if only else assignments(root))]
+    """Validate every assignment of the course (or ``only`` one); refuses before the first when one needs the
+    MNIST sample and it is not provisioned (``DataError``)."""
+    from autograder.checks.data import require_sample
+
+    names = [only] if only else assignments(root)
+    for name in names:
+        check_assignment(root, name)
+        require_sample(name)
+    return [validate_assignment(root, name) for name in names]

@@ -23,6 +23,8 @@ from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates,
 from autograder.reference import gradient_descent as ref
 
 BLANKS = ("mse", "mae", "gd_step", "fit_quadratic", "double_relu", "apply_step")
+NEEDS_MNIST_SAMPLE = False
+"""False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
 
 LOSSES = [pytest.param("mse", marks=blank("mse"), id="mse"), pytest.param("mae", marks=blank("mae"), id="mae")]
 

@@ -20,6 +20,8 @@ from autograder.reference import linear_regression as ref
 from autograder.reference.gradient_descent import mse
 
 BLANKS = ("update",)
+NEEDS_MNIST_SAMPLE = False
+"""False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
 
 
 def _setup(device, dtype=torch.float32, seed=42, n=100):

@@ -21,6 +21,8 @@ from autograder.data import synthetic_mnist
 from autograder.reference import pixel_similarity as ref
 
 BLANKS = ("mnist_distance", "is_3", "validation_accuracy")
+NEEDS_MNIST_SAMPLE = True
+"""True: a check uses the real MNIST sample, so `autograder grade` and `validate` refuse to start without it."""
 
 
 def distance_mistakes(a, b):

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import io
 import os
+import re
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 
+from autograder.checks.data import COULD_NOT_RUN, CheckCouldNotRun
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.device import get_device
 
@@ -70,6 +72,29 @@ def failure_message(error: BaseException) -> str:
     return f"your code raised {type(error).__name__}" + (f": {detail}" if detail else "")
 
 
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr or "")
+    return reason.removeprefix("Skipped: ").strip() or "the check was skipped"
+
+
+def _could_not_run(reason: str) -> str:
+    """The message of a check that could not run, e.g. ``could not run: the MNIST sample is not provisioned...``."""
+    return _first_line(reason if reason.startswith(COULD_NOT_RUN) else f"{COULD_NOT_RUN}: {reason}")
+
+
+def assignment_needs_sample(assignment: str) -> bool:
+    """Whether ``assignment``'s checks need the real MNIST sample (its check module's ``NEEDS_MNIST_SAMPLE``).
+
+    The check module is the assignment's name without its number: ``04_mnist_sgd`` -> ``mnist_sgd``. An
+    assignment without a check module needs nothing.
+    """
+    module_name = re.sub(r"^\d+_", "", assignment)
+    if module_name not in CHECK_MODULES:
+        return False
+    return bool(getattr(import_module(f"autograder.checks.{module_name}"), "NEEDS_MNIST_SAMPLE", False))
+
+
 class _ChecksPlugin:
     """Supplies the fixtures, keeps only the requested blank's checks and records each outcome."""
 
@@ -107,14 +132,18 @@ class _ChecksPlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
         report = yield
-        failed_setup = report.when == "setup" and report.failed
+        failed_setup = report.when == "setup" and (report.failed or report.skipped)
         if report.when == "call" or failed_setup:
             doc = getattr(item, "function", None).__doc__ or item.name
             name, is_gate = _first_line(doc), item.get_closest_marker("gate") is not None
             if report.passed:
                 self.results.append(CheckResult(name, True, gate=is_gate))
+            elif report.skipped:  # a check that cannot run counts against the blank, never dropped
+                self.results.append(CheckResult(name, False, _could_not_run(_skip_reason(report)), gate=is_gate))
             elif report.failed:
-                self.results.append(CheckResult(name, False, failure_message(call.excinfo.value), gate=is_gate))
+                error = call.excinfo.value
+                message = _first_line(str(error)) if isinstance(error, CheckCouldNotRun) else failure_message(error)
+                self.results.append(CheckResult(name, False, message, gate=is_gate))
         return report
 
 

@@ -23,6 +23,7 @@ STAGED = "grading/staged"
 RECORD_CONFIG = {
     "Autograde": {
         "sanitize_preprocessors": [
+            "autograder.nbgrader_ext.RestoreCellMetadata",
             "nbgrader.preprocessors.DeduplicateIds",
             "nbgrader.preprocessors.OverwriteKernelspec",
             "nbgrader.preprocessors.OverwriteCells",

@@ -57,7 +57,11 @@ class CellResult:
 
 @dataclass
 class SubmissionResult:
-    """The outcome for one student on one assignment."""
+    """The outcome for one student on one assignment.
+
+    ``digest`` says what was graded: a digest of the submission's notebook and nbgrader timestamp (or of why it
+    could not be graded), so that a later run regrades exactly the submissions that changed since.
+    """
 
     student: str
     assignment: str
@@ -65,6 +69,7 @@ class SubmissionResult:
     reason: str = ""
     cells: list[CellResult] = field(default_factory=list)
     seconds: float = 0.0
+    digest: str = ""
 
     @property
     def score(self) -> float:
@@ -82,7 +87,8 @@ class SubmissionResult:
     @classmethod
     def from_json(cls, data: dict) -> "SubmissionResult":
         cells = [CellResult(**cell) for cell in data.get("cells", [])]
-        return cls(data["student"], data["assignment"], Status(data["status"]), data.get("reason", ""), cells, data.get("seconds", 0.0))
+        return cls(data["student"], data["assignment"], Status(data["status"]), data.get("reason", ""), cells, data.get("seconds", 0.0),
+                   data.get("digest", ""))
 
     def save(self, path: Path) -> None:
         """Write atomically: a reader sees the old file or the new one, never half of it."""

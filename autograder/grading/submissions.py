@@ -176,12 +176,20 @@ def stage(submissions: Iterable[Submission], course_root: Path, assignment: str,
         target = target_folder / expected_notebook
         target_folder.mkdir(parents=True, exist_ok=True)
         if not (target.exists() and os.path.samefile(notebook, target)):
-            shutil.copyfile(notebook, target)
+            copy_replacing(notebook, target)
         timestamp = notebook.parent / "timestamp.txt"
         if notebook.parent.name == assignment and timestamp.is_file():
             target_timestamp = target_folder / "timestamp.txt"
             if not (target_timestamp.exists() and os.path.samefile(timestamp, target_timestamp)):
-                shutil.copyfile(timestamp, target_timestamp)
+                copy_replacing(timestamp, target_timestamp)
+
+
+def copy_replacing(source: Path, target: Path) -> None:
+    """Copy ``source``'s bytes to ``target`` through a new file renamed over it: a read-only ``target`` (as
+    nbgrader leaves the files it collects) is replaced, not refused, when grading runs as an ordinary user."""
+    staged = target.with_name(f".{target.name}.{os.getpid()}.partial")
+    shutil.copyfile(source, staged)
+    os.replace(staged, target)
 
 
 def unpack_zip(archive: Path, work_dir: Path, limits: ZipLimits | None = None) -> Path:

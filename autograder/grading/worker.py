@@ -155,31 +155,7 @@ def _scratch(template_db: Path, course_root: Path, assignment: str, student: str
     shutil.copy2(template_db, course / "gradebook.db")
     target = course / "submitted" / student / assignment
     shutil.copytree(submitted, target)
-    release = course_notebook(course_root, "release", assignment)
-    for notebook in target.glob("*.ipynb"):
-        _drop_unknown_grade_cells(notebook, release)
     return course
-
-
-def _drop_unknown_grade_cells(notebook: Path, release: Path) -> None:
-    """Turn cells claiming a grade id the assignment does not have into plain cells.
-
-    nbgrader refuses a whole notebook with such a cell; as a plain cell it runs and scores nothing, and the
-    missing original test cell scores 0 (the pipeline reports the change as ``tests_modified``).
-    """
-    known = {cell.metadata.get("nbgrader", {}).get("grade_id") for cell in nbformat.read(release, as_version=4).cells}
-    try:
-        nb = nbformat.read(notebook, as_version=4)
-    except Exception:  # noqa: BLE001 - nbgrader reports unreadable notebooks itself
-        return
-    changed = False
-    for cell in nb.cells:
-        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
-        if grade_id is not None and grade_id not in known:
-            del cell.metadata["nbgrader"]
-            changed = True
-    if changed:
-        nbformat.write(nb, notebook)
 
 
 def _child_setup(cpu_seconds: int | None = None):
@@ -256,9 +232,31 @@ def _timed_out_cells(notebook: Path) -> list[str]:
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error" and any(m in output.get("ename", "") for m in TIMEOUT_MARKERS):
-                found.append(cell.metadata.get("nbgrader", {}).get("grade_id") or f"#{index}")
+                found.append(cell_in_words(nb, index))
                 break
     return found
+
+
+def ordinal(number: int) -> str:
+    """``1`` -> ``"1st"``, ``2`` -> ``"2nd"``, ``11`` -> ``"11th"``, ``23`` -> ``"23rd"``."""
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
+
+
+def cell_in_words(nb: nbformat.NotebookNode, index: int) -> str:
+    """Name cell ``index`` for a student: its nbgrader id (``test_sigmoid``), else where it stands ("the 3rd code
+    cell after test_sigmoid", or "the 2nd code cell of the notebook" before any tracked cell)."""
+    grade_id = nb.cells[index].metadata.get("nbgrader", {}).get("grade_id")
+    if grade_id:
+        return grade_id
+    count = 0
+    for before in range(index, -1, -1):
+        cell = nb.cells[before]
+        named = cell.metadata.get("nbgrader", {}).get("grade_id") if before < index else None
+        if named:
+            return f"the {ordinal(count)} code cell after {named}"
+        count += cell.cell_type == "code"
+    return f"the {ordinal(count)} code cell of the notebook"
 
 
 def blank_points(course_root: Path, assignment: str) -> dict[str, float]:

@@ -143,7 +143,8 @@ def test_rerun_skips_graded_submissions_unless_forced(bad_input_batch):
     course, results = bad_input_batch
     events = []
     again = grade(course, ASSIGNMENT, course / "incoming", FAST, lambda kind, payload: events.append((kind, payload)))
-    assert events == [("start", 0)]
+    assert [kind for kind, _ in events] == ["plan", "start"] and events[1] == ("start", 0)
+    assert events[0][1].describe().startswith(f"0 graded, {len(results)} unchanged (skipped), 0 changed"), events[0][1].describe()
     assert {r.student: (r.status, r.score) for r in again.submissions} == {s: (r.status, r.score) for s, r in results.items()}
 
 

@@ -150,8 +150,15 @@ def _kernel_spec(into: Path, boot_config: Path) -> None:
     }))
 
 
+def library_folders() -> list[str]:
+    """Where this interpreter imports installed packages from: its site folders, and any other ``site-packages``
+    or ``dist-packages`` folder on ``sys.path`` (one a ``.pth`` file or ``PYTHONPATH`` added)."""
+    extra = [entry for entry in sys.path if Path(entry).name in ("site-packages", "dist-packages") and Path(entry).is_dir()]
+    return sorted({sys.prefix, *site.getsitepackages(), *extra})
+
+
 def _readable_roots(data: Path | None) -> list[str]:
-    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix, *site.getsitepackages(), *SYSTEM_READABLE}
+    roots = {sys.base_prefix, sys.exec_prefix, *library_folders(), *SYSTEM_READABLE}
     if data is not None:
         roots.add(str(data.parent))
     return sorted(roots)
@@ -236,7 +243,7 @@ def build_sandbox(
         "scratch": str(kernel),
         "readable": [*_readable_roots(data), str(matplotlib_folder), kernel_boot.__file__, kernel_forks.__file__, peer.__file__],  # shown in tracebacks
         "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(work.parent.resolve())],
-        "libraries": sorted({sys.prefix, *site.getsitepackages()}),
+        "libraries": library_folders(),
         "socket": str(socket_path),
         "peer": peer.__file__,
         "violations": str(violations),

@@ -16,6 +16,7 @@ report alone:
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -71,5 +72,19 @@ def apply_reports(notebook: Path, reports: dict[str, dict]) -> list[str]:
             if cell.get("execution_count") is not None:
                 bypassed.append(blank)
             cell.outputs = [_missing(blank)]
-    nbformat.write(nb, notebook)
+    write_replacing(nb, notebook)
     return bypassed
+
+
+def write_replacing(nb: nbformat.NotebookNode, path: Path) -> None:
+    """Write ``nb`` to ``path`` through a new file renamed over it, keeping the old file's mode.
+
+    nbgrader leaves its autograded notebooks read-only (mode 444): root may write them in place, an ordinary
+    user may not, but may replace them in a folder of its own.
+    """
+    path = Path(path)
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    staged = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    nbformat.write(nb, staged)
+    os.chmod(staged, mode)
+    os.replace(staged, path)
