@@ -52,6 +52,55 @@ def describe(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"[:80]
 
 
+def _two_numbers(expected: Sequence[float], actual: Sequence[float]) -> tuple[str, str]:
+    """``expected`` and ``actual`` written with the fewest significant digits (4 or more) that tell them apart."""
+    for digits in range(4, 18):
+        pair = tuple(", ".join(f"{v:.{digits}g}" for v in values) for values in (expected, actual))
+        if pair[0] != pair[1]:
+            break
+    return pair
+
+
+def describe_difference(actual: Any, expected: Tensor, what: str = "the result") -> str | None:
+    """Where ``actual`` differs from ``expected`` (same shape): how many elements, and the largest difference.
+
+    One line, e.g. "weights.grad differs from the reference at 784 of 784 elements: largest difference
+    0.0312 at index (12, 0): expected 0.0101, got -0.0211". None when ``actual`` is not a tensor-like value
+    of ``expected``'s shape, or no element differs beyond the tolerances.
+    """
+    try:
+        got = actual if isinstance(actual, Tensor) else torch.as_tensor(actual, dtype=torch.float64)
+        got = got.detach().to("cpu", torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    want = expected.detach().to("cpu", torch.float64)
+    if got.shape != want.shape:
+        return None
+    rtol, atol = tolerances(expected.dtype)
+    wrong = ~torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=False)
+    count = int(wrong.sum())
+    if count == 0:
+        return None
+    gap = (got - want).abs()
+    ranked = torch.where(wrong, torch.nan_to_num(gap, nan=float("inf")), torch.full_like(gap, -1.0))
+    flat = int(ranked.flatten().argmax())
+    where = ""
+    if want.dim() > 0:
+        index = tuple(int(i) for i in torch.unravel_index(torch.tensor(flat), want.shape))
+        where = f" at index {index[0] if len(index) == 1 else index}"
+    d = f"{float(gap.flatten()[flat]):.3g}"
+    if want.numel() <= 4:
+        e, a = _two_numbers(want.flatten().tolist(), got.flatten().tolist())
+        if want.dim() > 0:
+            e, a = f"[{e}]", f"[{a}]"
+        return f"{what} differs from the reference: expected {e}, got {a}"
+    e, a = _two_numbers([float(want.flatten()[flat])], [float(got.flatten()[flat])])
+    return (
+        f"{what} differs from the reference at {count} of {want.numel()} elements: "
+        f"largest difference {d}{where}: expected {e}, got {a}"
+    )
+
+
 def likely_mistake(actual: Any, mistakes: Mapping[str, Tensor]) -> str | None:
     """The message of the first known mistake whose result ``actual`` matches, or None."""
     for message, wrong in mistakes.items():
@@ -60,17 +109,28 @@ def likely_mistake(actual: Any, mistakes: Mapping[str, Tensor]) -> str | None:
     return None
 
 
+def difference_message(actual: Any, expected: Tensor, what: str = "the result") -> str:
+    """One line saying how ``actual`` differs from ``expected``: its shape, or where its values differ.
+
+    Two descriptions in the message are never identical: when shapes agree, the values that differ are shown.
+    """
+    if isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.shape != expected.shape:
+        return f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+    where = describe_difference(actual, expected, what)
+    if where is not None:
+        return where[:300]
+    want, got = describe(expected), describe(actual)
+    if want == got:
+        got = f"{got} of type {type(actual).__name__}"
+    return f"{what} differs from the reference: expected {want}, got {got}"[:300]
+
+
 def expect_close(actual: Any, expected: Tensor, mistakes: Mapping[str, Tensor] = {}, what: str = "the result") -> None:
-    """Assert ``actual`` matches ``expected``; on failure name the likely mistake, else show both values."""
+    """Assert ``actual`` matches ``expected``; on failure name the likely mistake, else show how they differ."""
     if close(actual, expected):
         return
     message = likely_mistake(actual, mistakes)
-    if message is None:
-        if isinstance(actual, Tensor) and isinstance(expected, Tensor) and actual.shape != expected.shape:
-            message = f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
-        else:
-            message = f"{what} differs from the reference: expected {describe(expected)}, got {describe(actual)}"
-    raise AssertionError(message)
+    raise AssertionError(message if message is not None else difference_message(actual, expected, what))
 
 
 def leaf_copies(inputs: Sequence[Tensor]) -> list[Tensor]:
@@ -114,10 +174,7 @@ def expect_same_gradients(student_fn: Callable[..., Any], reference_fn: Callable
         if got is None:
             raise AssertionError(f"no gradient reaches {name}: the result does not depend on it through autograd")
         if not close(got, want):
-            raise AssertionError(
-                f"the gradient with respect to {name} differs from the reference (values agree only "
-                "approximately, or the formula differs)"
-            )
+            raise AssertionError(difference_message(got, want, f"the gradient with respect to {name}"))
 
 
 def expect_gradcheck(fn: Callable[..., Any], inputs: Sequence[Tensor]) -> None:
@@ -157,6 +214,9 @@ KNOWN_ERRORS = (
      "stepped outside torch.no_grad(): an in-place update of a parameter must be inside `with torch.no_grad():`"),
     ("shapes cannot be multiplied",
      "matrix shapes do not fit: multiply (rows of data) @ (weights), e.g. x@a rather than a@x"),
+    ("'NoneType' object is not callable",
+     "called None as a function: if loss_func defaults to None, pass the loss_func you were given on "
+     "(e.g. calc_grad(xb, yb, model, loss_func))"),
     ("NoneType",
      "a gradient was None: call loss.backward() before using .grad, and update the parameter in place "
      "(params -= ...): a new tensor made by params = params - ... has no .grad"),

@@ -8,6 +8,7 @@ from hypothesis import given
 from autograder.checks.compare import (
     call_student,
     close,
+    difference_message,
     expect_close,
     expect_dtype_and_device,
     expect_gradcheck,
@@ -15,6 +16,7 @@ from autograder.checks.compare import (
     expect_still_a_parameter,
     expect_unchanged,
     grad_is_cleared,
+    likely_mistake,
 )
 from autograder.checks.data import real_sample
 from autograder.checks.runner import blank, gate
@@ -145,6 +147,50 @@ def _mse_loss(predictions, targets):
     return ((predictions - targets) ** 2).mean()
 
 
+LOSS_FUNC_LR = 1e-3
+"""Learning rate of the checks that train with ``_mse_loss``: larger ones make its training diverge (values ~1e4)."""
+
+
+class LossSpy:
+    """``_mse_loss`` that counts its calls: given as loss_func, it shows whether a student's function used it.
+
+    A plain class, so that a sandboxed student's calls come back to this (the checker's) side.
+    """
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, predictions, targets):
+        self.calls += 1
+        return _mse_loss(predictions, targets)
+
+
+def _expect_called(spy: LossSpy, fix: str) -> None:
+    """Assert the student's function called the loss_func it was given (``spy``) at least once."""
+    if spy.calls == 0:
+        raise AssertionError(f"ignored the loss_func argument: it was never called; {fix}")
+
+
+def _call_with_spy(fn, *args, spy: LossSpy, fix: str):
+    """``call_student(fn, *args)``; a call of None in place of the never-called ``spy`` is named as such."""
+    try:
+        return call_student(fn, *args)
+    except AssertionError as error:
+        if spy.calls == 0 and str(error).startswith("called None as a function"):
+            raise AssertionError(f"ignored the loss_func argument: it was never called, None was called instead; {fix}") from error
+        raise
+
+
+def _gradients_of_the_predictions(device, seed, xb):
+    """The gradients left by ``model(xb).mean().backward()`` and ``.sum().backward()`` (backward on the predictions)."""
+    found = []
+    for reduce in (torch.mean, torch.sum):
+        model = _linear_model(device, seed)
+        reduce(model(xb)).backward()
+        found.append([p.grad for p in model.parameters()])
+    return found
+
+
 @gate
 @blank("calc_grad")
 @CHECK_SETTINGS
@@ -155,9 +201,14 @@ def test_calc_grad_fills_the_reference_gradients(student, device, seed):
     model, twin = _linear_model(device, seed % 7), _linear_model(device, seed % 7)
     call_student(student.calc_grad, xb, yb, model, ref.mnist_loss)
     ref.calc_grad(xb, yb, twin, ref.mnist_loss)
-    for name, param, expected in zip(("weights", "bias"), model.parameters(), twin.parameters()):
+    wrong = _gradients_of_the_predictions(device, seed % 7, xb)
+    for index, (name, param, expected) in enumerate(zip(("weights", "bias"), model.parameters(), twin.parameters())):
         assert param.grad is not None, f"{name}.grad is empty: call loss.backward() on the loss"
-        expect_close(param.grad, expected.grad, what=f"{name}.grad")
+        expect_close(param.grad, expected.grad, {
+            f"called backward() on the predictions ({how}), not on the loss: call loss.backward() on loss_func(model(xb), yb)":
+                grads[index]
+            for how, grads in zip(("their mean", "their sum"), wrong)
+        }, what=f"{name}.grad")
 
 
 @blank("calc_grad")
@@ -165,10 +216,13 @@ def test_calc_grad_uses_the_given_loss_function(student, device):
     """uses the loss_func it is given"""
     xb, yb = _batch(device, seed=3)
     model, twin = _linear_model(device, 1), _linear_model(device, 1)
-    call_student(student.calc_grad, xb, yb, model, _mse_loss)
+    spy = LossSpy()
+    _call_with_spy(student.calc_grad, xb, yb, model, spy, spy=spy, fix="compute loss_func(model(xb), yb)")
+    _expect_called(spy, "compute loss_func(model(xb), yb)")
     ref.calc_grad(xb, yb, twin, _mse_loss)
-    assert model.weights.grad is not None, "weights.grad is empty: call loss.backward() on the loss"
-    assert close(model.weights.grad, twin.weights.grad), "ignored the loss_func argument: compute loss_func(model(xb), yb)"
+    for name, param, expected in zip(("weights", "bias"), model.parameters(), twin.parameters()):
+        assert param.grad is not None, f"{name}.grad is empty: call loss.backward() on the loss"
+        expect_close(param.grad, expected.grad, what=f"{name}.grad with another loss_func")
 
 
 def accuracy_mistakes(xb, yb):
@@ -278,6 +332,18 @@ class CountingOptim:
         self.inner = ref.BasicOptim(params, lr)
         self.calls: list[str] = []
 
+    @property
+    def params(self):
+        return self.inner.params
+
+    @property
+    def lr(self):
+        return self.inner.lr
+
+    @lr.setter
+    def lr(self, value):
+        self.inner.lr = value
+
     def step(self, *args, **kwargs):
         self.calls.append("step")
         if any(p.grad is None for p in self.inner.params):
@@ -327,9 +393,14 @@ def test_train_epoch_steps_once_per_batch(student, device):
 def test_train_epoch_uses_the_given_loss_function(student, device):
     """trains with the loss_func it is given"""
     batches, model, twin = _epoch_case(device, seed=2)
-    call_student(student.train_epoch, model, batches, ref.BasicOptim(model.parameters(), 0.5), _mse_loss)
-    ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), 0.5), _mse_loss)
-    assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to calc_grad"
+    before = [p.detach().clone() for p in model.parameters()]
+    spy, opt = LossSpy(), CountingOptim(model.parameters(), LOSS_FUNC_LR)
+    _call_with_spy(student.train_epoch, model, batches, opt, spy, spy=spy, fix="pass it on to calc_grad(xb, yb, model, loss_func)")
+    ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), LOSS_FUNC_LR), _mse_loss)
+    _expect_same_training(
+        model, twin, before, opt, spy, len(batches), what="after an epoch with another loss_func",
+        fixes=("call opt.step() for each batch", "pass it on to calc_grad(xb, yb, model, loss_func)"),
+    )
 
 
 @gate
@@ -348,20 +419,26 @@ def test_train_model_returns_one_accuracy_per_epoch(student, device):
 
 @blank("train_model")
 def test_train_model_matches_the_reference_training(student, device):
-    """from the same start and batches, ends with the reference's parameters after 2 epochs"""
+    """from the same start and batches, ends with the reference's parameters after 3 epochs"""
     batches, valid = _synthetic_batches(device, 5)
     model, twin = _linear_model(device, 4), _linear_model(device, 4)
-    history = call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 2, ref.mnist_loss)
-    expected = ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 2)
-    expect_close(model.weights.detach(), twin.weights.detach(), {
-        "trained one epoch too few: loop over range(epochs)": _after_epochs(device, batches, valid, 1),
-        "trained one epoch too many: loop over range(epochs)": _after_epochs(device, batches, valid, 3),
-    }, what="weights after 2 epochs")
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = CountingOptim(model.parameters(), 0.1)
+    history = call_student(student.train_model, model, batches, valid, opt, 3, ref.mnist_loss)
+    expected = ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 3)
+    _expect_same_training(model, twin, before, opt, None, len(batches), what="after 3 epochs", mistakes={
+        "trained only one epoch of 3: call train_epoch inside the loop over range(epochs)": _after_epochs(device, batches, valid, 1),
+        "trained one epoch too few: loop over range(epochs)": _after_epochs(device, batches, valid, 2),
+        "trained one epoch too many: loop over range(epochs)": _after_epochs(device, batches, valid, 4),
+    })
     try:
         got = torch.tensor([float(a) for a in history], dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError) as error:
         raise AssertionError(f"return a list of accuracies (numbers), one per epoch: {error}") from error
-    expect_close(got, torch.tensor(expected, dtype=torch.float32), what="the returned accuracies (validate_epoch after each epoch)")
+    expect_close(got, torch.tensor(expected, dtype=torch.float32), {
+        "measured the accuracy on the training batches: call validate_epoch(model, valid_dl)":
+            torch.tensor(_accuracies_on(device, batches, valid, 3, on_training=True), dtype=torch.float32),
+    }, what="the returned accuracies (validate_epoch after each epoch)")
 
 
 @blank("train_model")
@@ -369,9 +446,11 @@ def test_train_model_uses_the_given_loss_function(student, device):
     """trains with the loss_func it is given"""
     batches, valid = _synthetic_batches(device, 6)
     model, twin = _linear_model(device, 5), _linear_model(device, 5)
-    call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 1, _mse_loss)
-    ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 1, _mse_loss)
-    assert close(model.weights.detach(), twin.weights.detach()), "ignored the loss_func argument: pass it on to train_epoch"
+    before = [p.detach().clone() for p in model.parameters()]
+    spy, opt = LossSpy(), CountingOptim(model.parameters(), LOSS_FUNC_LR)
+    _call_with_spy(student.train_model, model, batches, valid, opt, 1, spy, spy=spy, fix="pass it on to train_epoch")
+    ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), LOSS_FUNC_LR), 1, _mse_loss)
+    _expect_same_training(model, twin, before, opt, spy, len(batches), what="after 1 epoch with another loss_func")
 
 
 def _synthetic_batches(device, seed: int) -> tuple[list, list]:
@@ -384,6 +463,46 @@ def _after_epochs(device, batches, valid, epochs):
     model = _linear_model(device, 4)
     ref.train_model(model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), epochs)
     return model.weights.detach()
+
+
+def _accuracies_on(device, batches, valid, epochs, on_training=False):
+    """The reference's accuracies after each epoch, measured on the validation (or the training) batches."""
+    model = _linear_model(device, 4)
+    opt = ref.BasicOptim(model.parameters(), 0.1)
+    history = []
+    for _ in range(epochs):
+        ref.train_epoch(model, batches, opt)
+        history.append(ref.validate_epoch(model, batches if on_training else valid))
+    return history
+
+
+def _expect_same_training(model, twin, before, opt, spy, n_batches, what, mistakes=None,
+                          fixes=("call train_epoch for each epoch", "pass it on to train_epoch")):
+    """Assert ``model`` ends with ``twin``'s parameters; else raise the most specific confirmed cause.
+
+    A cause is named only when observed: the parameters did not change at all, the loss_func ``spy``
+    (None when the reference's loss was used) was never called, the optimizer ``opt`` (a ``CountingOptim``)
+    was never stepped or never zeroed, or the weights equal a known wrong result in ``mistakes``. Otherwise
+    the message says where the weights differ, with how often loss_func and opt.step() were called.
+    """
+    params, expected = [p.detach() for p in model.parameters()], [p.detach() for p in twin.parameters()]
+    if all(close(p, e) for p, e in zip(params, expected)):
+        return
+    if all(torch.equal(old, p) for old, p in zip(before, params)):
+        raise AssertionError(f"never trained: the parameters did not change ({fixes[0]})")
+    if spy is not None:
+        _expect_called(spy, fixes[1])
+    if "step" not in opt.calls:
+        raise AssertionError("never called step() on the opt it was given: train with that optimizer, not a new one")
+    if "zero_grad" not in opt.calls:
+        raise AssertionError("forgot opt.zero_grad(): gradients add up across batches")
+    message = likely_mistake(params[0], mistakes or {})
+    if message is None:
+        name, got, want = next((n, p, e) for n, p, e in zip(("weights", "bias"), params, expected) if not close(p, e))
+        message = difference_message(got, want, f"{name} {what}")
+        counts = ([f"loss_func {spy.calls}"] if spy is not None else []) + [f"opt.step() {opt.calls.count('step')}"]
+        message = f"{message}; it called {' and '.join(c + ' time(s)' for c in counts)}, for {n_batches} batches per epoch"
+    raise AssertionError(message[:300])
 
 
 class LossRecorder:

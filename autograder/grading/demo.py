@@ -41,19 +41,23 @@ WRONG_SNIPPETS: dict[str, dict[str, str]] = {
         for p in self.params:
             p.grad = None
             return''',
-        "train_epoch": '''def train_epoch(model, dl, opt, loss_func=mnist_loss):
+        "train_epoch": '''def train_epoch(model, dl, opt, loss_func=None):
     """One pass over the minibatches (xb, yb) of `dl`: calc_grad(xb, yb, model, loss_func), then opt.step(),
     then opt.zero_grad(). Returns nothing; the model's parameters are updated in place.
+    Without a `loss_func`, uses the `mnist_loss` defined at the time of the call.
     """
+    if loss_func is None: loss_func = mnist_loss  # looked up when called: a fixed mnist_loss reaches training without rerunning this cell
     for xb, yb in dl:
         calc_grad(xb, yb, model, loss_func)
     opt.step()
     opt.zero_grad()''',
-        "train_model": '''def train_model(model, dl, valid_dl, opt, epochs, loss_func=mnist_loss):
+        "train_model": '''def train_model(model, dl, valid_dl, opt, epochs, loss_func=None):
     """`epochs` times: train_epoch(model, dl, opt, loss_func), then validate_epoch(model, valid_dl).
 
     Returns the list of the `epochs` validation accuracies (Python floats), in order.
+    Without a `loss_func`, uses the `mnist_loss` defined at the time of the call.
     """
+    if loss_func is None: loss_func = mnist_loss  # looked up when called: a fixed mnist_loss reaches training without rerunning this cell
     for _ in range(epochs):
         train_epoch(model, dl, opt, loss_func)
     return validate_epoch(model, valid_dl)''',

@@ -43,7 +43,8 @@ class Mutant:
         blank: the blank it fills in.
         objects: what the notebook passes to ``check`` (e.g. ``{"mse": fn}``).
         expect: a substring that at least one failing check's message must contain.
-        real_data: only a check on the real MNIST sample can catch it (skipped without the sample).
+        real_data: only a check on the real MNIST sample names the mistake (skipped here without the sample;
+            it still loses points then, through the check that could not run: see test_no_sample.py).
         gap: non-empty when the checks are known to miss it: why (the case is then a strict xfail).
     """
 
@@ -657,7 +658,7 @@ def calc_grad_forgot_backward(xb, yb, model, loss_func=ms.mnist_loss):
     return loss_func(model(xb), yb)
 
 
-@mutant("calc_grad", "ignored the loss_func argument")
+@mutant("calc_grad", "ignored the loss_func argument: it was never called")
 def calc_grad_ignores_loss_func(xb, yb, model, loss_func=ms.mnist_loss):
     loss = ms.mnist_loss(model(xb), yb)
     loss.backward()
@@ -671,7 +672,7 @@ def calc_grad_swapped_arguments(xb, yb, model, loss_func=ms.mnist_loss):
     return loss
 
 
-@mutant("calc_grad", "weights.grad differs from the reference")
+@mutant("calc_grad", "called backward() on the predictions")
 def calc_grad_backward_on_predictions(xb, yb, model, loss_func=ms.mnist_loss):
     preds = model(xb)
     loss = loss_func(preds, yb)
@@ -828,7 +829,7 @@ def train_epoch_without_zero_grad(model, dl, opt, loss_func=ms.mnist_loss):
         opt.step()
 
 
-@mutant("train_epoch", "step once per batch")
+@mutant("train_epoch", "called opt.step() 1 times for 4 batches: step once per batch")
 def train_epoch_steps_once_per_epoch(model, dl, opt, loss_func=ms.mnist_loss):
     for xb, yb in dl:
         ms.calc_grad(xb, yb, model, loss_func)
@@ -836,10 +837,24 @@ def train_epoch_steps_once_per_epoch(model, dl, opt, loss_func=ms.mnist_loss):
     opt.zero_grad()
 
 
-@mutant("train_epoch", "ignored the loss_func argument")
+@mutant("train_epoch", "ignored the loss_func argument: it was never called")
 def train_epoch_ignores_loss_func(model, dl, opt, loss_func=ms.mnist_loss):
     for xb, yb in dl:
         ms.calc_grad(xb, yb, model)
+        opt.step()
+        opt.zero_grad()
+
+
+def _calc_grad_without_a_default_loss(xb, yb, model, loss_func=None):
+    loss = loss_func(model(xb), yb)
+    loss.backward()
+    return loss
+
+
+@mutant("train_epoch", "ignored the loss_func argument: it was never called")
+def train_epoch_calc_grad_without_loss_func(model, dl, opt, loss_func=None):
+    for xb, yb in dl:
+        _calc_grad_without_a_default_loss(xb, yb, model)  # loss_func not passed on: calc_grad calls None
         opt.step()
         opt.zero_grad()
 
@@ -852,7 +867,7 @@ def train_epoch_zero_grad_before_step(model, dl, opt, loss_func=ms.mnist_loss):
         opt.step()
 
 
-@mutant("train_epoch", "step once per batch")
+@mutant("train_epoch", "called opt.step() 1 times for 4 batches: step once per batch")
 def train_epoch_first_batch_only(model, dl, opt, loss_func=ms.mnist_loss):
     xb, yb = next(iter(dl))
     ms.calc_grad(xb, yb, model, loss_func)
@@ -888,7 +903,7 @@ def train_model_returns_last_accuracy(model, dl, valid_dl, opt, epochs, loss_fun
     return ms.validate_epoch(model, valid_dl)
 
 
-@mutant("train_model", "weights after 2 epochs")
+@mutant("train_model", "never called step() on the opt it was given")
 def train_model_makes_its_own_optimizer(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
     opt = ms.BasicOptim(model.parameters(), 1.0)
     history = []
@@ -898,7 +913,7 @@ def train_model_makes_its_own_optimizer(model, dl, valid_dl, opt, epochs, loss_f
     return history
 
 
-@mutant("train_model", "weights after 2 epochs")
+@mutant("train_model", "forgot opt.zero_grad()")
 def train_model_inline_loop_without_zero_grad(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
     history = []
     for _ in range(epochs):
@@ -909,7 +924,9 @@ def train_model_inline_loop_without_zero_grad(model, dl, valid_dl, opt, epochs, 
     return history
 
 
-@mutant("train_model", "below", real_data=True)
+# Named on synthetic data too ("never trained"); still real_data, because test_no_sample.py needs one
+# train_model mutant that runs the real-sample check's "could not run" path.
+@mutant("train_model", "never trained: the parameters did not change", real_data=True)
 def train_model_never_trains(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
     history = []
     for _ in range(epochs):
@@ -917,7 +934,7 @@ def train_model_never_trains(model, dl, valid_dl, opt, epochs, loss_func=ms.mnis
     return history
 
 
-@mutant("train_model", "ignored the loss_func argument")
+@mutant("train_model", "ignored the loss_func argument: it was never called")
 def train_model_ignores_loss_func(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
     history = []
     for _ in range(epochs):
@@ -926,7 +943,17 @@ def train_model_ignores_loss_func(model, dl, valid_dl, opt, epochs, loss_func=ms
     return history
 
 
-@mutant("train_model", "the returned accuracies")
+@mutant("train_model", "trained only one epoch of 3")
+def train_model_trains_only_the_first_epoch(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
+    history = []
+    for epoch in range(epochs):
+        if epoch == 0:
+            ms.train_epoch(model, dl, opt, loss_func)
+        history.append(ms.validate_epoch(model, valid_dl))
+    return history
+
+
+@mutant("train_model", "measured the accuracy on the training batches")
 def train_model_validates_on_training_batches(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
     history = []
     for _ in range(epochs):
@@ -954,7 +981,7 @@ def _case(m: Mutant):
 @pytest.mark.parametrize("wrong", [_case(m) for m in MUTANTS])
 def test_mutant_loses_points_with_a_message_naming_the_mistake(wrong: Mutant, device_type: str, request: pytest.FixtureRequest):
     if wrong.real_data:
-        request.getfixturevalue("mnist_folder")  # only the check on the real sample catches it: skip without it
+        request.getfixturevalue("mnist_folder")  # only the check on the real sample names it; test_no_sample.py covers its absence
     report = run_checks(wrong.blank, 1.0, wrong.objects, device=device_type)
     assert not report.error, f"the checks could not run: {report.error}"
     failures = [r for r in report.results if not r.passed]
@@ -962,6 +989,13 @@ def test_mutant_loses_points_with_a_message_naming_the_mistake(wrong: Mutant, de
     assert any(wrong.expect in r.message for r in failures), (
         f"{wrong.id} lost points, but no failing check's message contains {wrong.expect!r}:\n{_summary(report)}"
     )
+    if "loss_func" not in wrong.id:  # a named mistake is claimed only when it is confirmed
+        assert not any(IGNORED_LOSS_FUNC in r.message for r in failures), (
+            f"{wrong.id} does not ignore loss_func, but a failing check says so:\n{_summary(report)}"
+        )
+
+
+IGNORED_LOSS_FUNC = "ignored the loss_func"
 
 
 def test_catalog_is_large_and_covers_every_blank():
