@@ -27,17 +27,22 @@ def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     return TOLERANCES.get(dtype, TOLERANCES[torch.float32])
 
 
+def _on_cpu_as_float64(value: Any) -> Tensor | None:
+    """``value`` (a tensor of any dtype or device, or numbers) as a float64 CPU tensor; None when it is not numeric."""
+    try:
+        return torch.as_tensor(value).detach().to("cpu", torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+
+
 def close(actual: Any, expected: Tensor) -> bool:
     """True when ``actual`` has ``expected``'s shape and values within the dtype's tolerances.
 
     ``actual`` may be a tensor of any dtype or device, or a Python number for a 0-d ``expected``.
     """
-    try:
-        actual = torch.as_tensor(actual).detach().to("cpu", torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return False
+    actual = _on_cpu_as_float64(actual)
     expected64 = expected.detach().to("cpu", torch.float64)
-    if actual.shape != expected64.shape:
+    if actual is None or actual.shape != expected64.shape:
         return False
     rtol, atol = tolerances(expected.dtype)
     return bool(torch.allclose(actual, expected64, rtol=rtol, atol=atol, equal_nan=False))
@@ -68,13 +73,8 @@ def describe_difference(actual: Any, expected: Tensor, what: str = "the result")
     0.0312 at index (12, 0): expected 0.0101, got -0.0211". None when ``actual`` is not a tensor-like value
     of ``expected``'s shape, or no element differs beyond the tolerances.
     """
-    try:
-        got = actual if isinstance(actual, Tensor) else torch.as_tensor(actual, dtype=torch.float64)
-        got = got.detach().to("cpu", torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    want = expected.detach().to("cpu", torch.float64)
-    if got.shape != want.shape:
+    got, want = _on_cpu_as_float64(actual), expected.detach().to("cpu", torch.float64)
+    if got is None or got.shape != want.shape:
         return None
     rtol, atol = tolerances(expected.dtype)
     wrong = ~torch.isclose(got, want, rtol=rtol, atol=atol, equal_nan=False)
