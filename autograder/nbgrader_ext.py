@@ -58,6 +58,12 @@ class GradingExecute(Execute):
         self._last_cell = len(nb.cells) - 1 if self.run_trailing_cells else last_tracked_cell(nb)
         return super().preprocess(nb, resources, km)
 
+    async def async_start_new_kernel_client(self):
+        kc = await super().async_start_new_kernel_client()
+        for channel in (kc.shell_channel, kc.iopub_channel):
+            poll_in_slices(channel)
+        return kc
+
     def preprocess_cell(self, cell, resources, index):
         if index > self._last_cell:
             return cell, resources
@@ -70,6 +76,35 @@ class GradingExecute(Execute):
         if self._output_bytes > self.max_output_bytes:
             raise OutputLimitExceeded(f"the notebook's output exceeded {self.max_output_bytes // 2**20} MiB")
         return super().output(outs, msg, display_id, cell_index)
+
+
+POLL_SLICE_SECONDS = 1.0
+
+
+def poll_in_slices(channel) -> None:
+    """Make ``channel.get_msg(timeout)`` wait in polls of at most ``POLL_SLICE_SECONDS``, until ``timeout``.
+
+    A ZeroMQ socket's file descriptor signals changes of state only (edge-triggered): a message whose signal was
+    consumed elsewhere can sit unread until the next message or the end of the poll. Cells after a widget cell
+    (``@interact``) have been seen to wait their whole cell timeout this way. Every new poll reads the
+    socket's state first, so a message that is already there is found within one slice.
+    """
+    from queue import Empty
+    from time import monotonic
+
+    get_msg = channel.get_msg
+
+    async def get_msg_in_slices(timeout=None):
+        deadline = None if timeout is None else monotonic() + timeout
+        while True:
+            left = POLL_SLICE_SECONDS if deadline is None else max(0.0, deadline - monotonic())
+            try:
+                return await get_msg(timeout=min(POLL_SLICE_SECONDS, left))
+            except Empty:
+                if deadline is not None and monotonic() >= deadline:
+                    raise
+
+    channel.get_msg = get_msg_in_slices
 
 
 def last_tracked_cell(nb) -> int:

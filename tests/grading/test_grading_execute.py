@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import nbformat
 import pytest
 
@@ -25,3 +27,39 @@ def _cell(**nbgrader) -> nbformat.NotebookNode:
 ])
 def test_the_last_tracked_cell_is_the_last_graded_solution_or_task_cell(cells, last):
     assert last_tracked_cell(nbformat.v4.new_notebook(cells=cells)) == last
+
+
+class _Channel:
+    """A channel whose message is there after ``ready_after`` polls (each poll waits its whole timeout)."""
+
+    def __init__(self, ready_after: int) -> None:
+        self.polls: list[float | None] = []
+        self.ready_after = ready_after
+
+    async def get_msg(self, timeout=None):
+        from queue import Empty
+
+        self.polls.append(timeout)
+        if len(self.polls) > self.ready_after:
+            return {"msg": len(self.polls)}
+        await asyncio.sleep(0)
+        raise Empty
+
+
+def test_a_channel_is_polled_in_slices_until_its_timeout(monkeypatch):
+    from queue import Empty
+
+    from autograder import nbgrader_ext
+
+    monkeypatch.setattr(nbgrader_ext, "POLL_SLICE_SECONDS", 0.01)
+    channel = _Channel(ready_after=3)
+    nbgrader_ext.poll_in_slices(channel)
+    assert asyncio.run(channel.get_msg(timeout=300)) == {"msg": 4}
+    assert all(timeout <= 0.01 for timeout in channel.polls), "no poll waits longer than a slice"
+    forever = _Channel(ready_after=5)
+    nbgrader_ext.poll_in_slices(forever)
+    assert asyncio.run(forever.get_msg(timeout=None)) == {"msg": 6}, "no timeout: slices until a message comes"
+    never = _Channel(ready_after=10**9)
+    nbgrader_ext.poll_in_slices(never)
+    with pytest.raises(Empty):
+        asyncio.run(never.get_msg(timeout=0.05))
