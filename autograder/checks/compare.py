@@ -227,6 +227,11 @@ KNOWN_ERRORS = (
 )
 
 
+INSTRUMENT_VERDICTS: set[str] = set()
+"""Messages of the checks' own instruments handed to a student's function (an optimizer that counts its calls):
+raised inside the student's call, they are the checker's verdict, not an assertion of the student's code."""
+
+
 def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Call a student's function; turn what it raises into an AssertionError that names the likely cause."""
     try:
@@ -234,6 +239,8 @@ def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except NotImplementedError as error:
         raise AssertionError(f"not implemented yet ({error}): replace the `raise NotImplementedError` line") from error
     except AssertionError as error:
+        if str(error) in INSTRUMENT_VERDICTS:
+            raise AssertionError(str(error)) from error
         raise AssertionError(f"your code failed an assertion of its own: {error}") from error
     except Exception as error:
         text = str(error)

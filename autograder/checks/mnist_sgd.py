@@ -6,6 +6,7 @@ import torch
 from hypothesis import given
 
 from autograder.checks.compare import (
+    INSTRUMENT_VERDICTS,
     call_student,
     close,
     difference_message,
@@ -325,6 +326,10 @@ def test_basic_optim_accepts_a_generator_of_parameters(student, device):
         )
 
 
+STEP_WITHOUT_GRADIENT = "opt.step() was called with no gradient: call calc_grad before opt.step()"
+INSTRUMENT_VERDICTS.add(STEP_WITHOUT_GRADIENT)
+
+
 class CountingOptim:
     """Wraps the reference optimizer and records the order of ``step`` and ``zero_grad`` calls."""
 
@@ -347,7 +352,7 @@ class CountingOptim:
     def step(self, *args, **kwargs):
         self.calls.append("step")
         if any(p.grad is None for p in self.inner.params):
-            raise AssertionError("opt.step() was called with no gradient: call calc_grad before opt.step()")
+            raise AssertionError(STEP_WITHOUT_GRADIENT)
         self.inner.step()
 
     def zero_grad(self, *args, **kwargs):

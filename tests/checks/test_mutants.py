@@ -989,6 +989,9 @@ def test_mutant_loses_points_with_a_message_naming_the_mistake(wrong: Mutant, de
     assert any(wrong.expect in r.message for r in failures), (
         f"{wrong.id} lost points, but no failing check's message contains {wrong.expect!r}:\n{_summary(report)}"
     )
+    assert not any(r.message.startswith("your code failed an assertion of its own: opt.step()") for r in failures), (
+        f"the checker's own optimizer's verdict is blamed on the student's asserts:\n{_summary(report)}"
+    )
     if "loss_func" not in wrong.id:  # a named mistake is claimed only when it is confirmed
         assert not any(IGNORED_LOSS_FUNC in r.message for r in failures), (
             f"{wrong.id} does not ignore loss_func, but a failing check says so:\n{_summary(report)}"
