@@ -494,7 +494,7 @@ def _allowed_in_course(path: str, batch: Batch) -> bool:
     parts = path.rstrip("/").split("/")
     if batch.ctx.token in path:
         return False
-    if parts[0] in ("grading",) or path in ("autograded/", "submitted/", "feedback/"):
+    if parts[0] in ("grading", ".autograder.lock") or path in ("autograded/", "submitted/", "feedback/"):
         return True
     if parts[0] in ("gradebook.db", "gradebook.db-journal", "gradebook.db-wal", "gradebook.db-shm"):
         return True

@@ -201,10 +201,11 @@ def test_dask_grades_like_local_and_survives_workers_that_die(graded):
     assert sorted(p.stem for p in results_folder(dask_course, ASSIGNMENT).glob("*.json")) == everyone
     assert submitted_students(local_course) == shared
 
-    # progress: one "start", then one "done" per submission, as for local grading
+    # progress: the plan, one "start", then one "done" per submission, as for local grading
     events = graded["events"]
-    assert events[0] == ("start", len(everyone))
-    assert sorted(payload.student for kind, payload in events[1:]) == everyone
+    assert events[0][0] == "plan" and sorted(events[0][1].new) == everyone
+    assert events[1] == ("start", len(everyone))
+    assert sorted(payload.student for kind, payload in events[2:]) == everyone
 
 
 def pretend_to_grade(course: dict, job: dict) -> dict:
