@@ -369,7 +369,7 @@ def grade(
         digests = {submission.student: submission_digest(submission) for submission in submissions}
         todo, plan, results = plan_batch(course_root, assignment, submissions, digests, options)
         notify("plan", plan)
-        stage([s for s in todo if s.status is None or s.status.gradable], course_root, assignment, expected)
+        stage(todo, course_root, assignment, expected)  # stage leaves out what cannot be graded
         register_assignment(course_root, assignment, work)
         notify("start", len(todo))
         template = prepare_template(course_root, assignment, work / "template")
