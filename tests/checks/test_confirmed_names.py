@@ -2,8 +2,8 @@
 
 - "ignored the loss_func argument" is said only when the loss_func the checks passed (a spy) was never
   called. That no mutant whose id does not mention loss_func gets it is asserted for every mutant in
-  test_mutants.py (in the same run of its checks), and that no correct alternative gets any failing
-  message in test_alternatives.py; here, only the checks' modules and a spy that was called.
+  the catalogs (``catalog.assert_mutant_caught``), and that no correct alternative gets any failing
+  message there too; here, only the checks' modules and a spy that was called.
 - ``expect_close`` describes a wrong result by where its values differ when the shapes agree, so that
   "expected X, got X" never appears.
 """
@@ -18,7 +18,7 @@ from autograder.checks import mnist_sgd as checks
 from autograder.checks.compare import describe_difference, difference_message, expect_close
 from autograder.reference import mnist_sgd as ms
 
-from test_mutants import IGNORED_LOSS_FUNC
+from catalog import IGNORED_LOSS_FUNC
 
 LOSS_FUNC_BLANKS = ("calc_grad", "train_epoch", "train_model")
 """The blanks whose checks pass a loss_func: the only ones that can say "ignored the loss_func"."""

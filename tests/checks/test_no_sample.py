@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from test_mutants import MUTANTS
+from catalog import all_mutants
 
 import autograder.checks.data as checks_data
 import autograder.data as data
@@ -33,6 +33,7 @@ from autograder.reference import pixel_similarity as ps
 from autograder.validate import validate, validate_assignment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+MUTANTS = all_mutants()
 REAL_DATA_MUTANTS = [pytest.param(m, id=m.id) for m in MUTANTS if m.real_data]
 REFERENCES = {"validation_accuracy": ps.validation_accuracy, "train_model": ms.train_model}
 SAMPLE_ASSIGNMENTS = ("03_pixel_similarity", "04_mnist_sgd")

@@ -29,8 +29,9 @@ from autograder.reference import mnist_sgd as ms
 CATALOGS = Path(__file__).parents[1] / "checks"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"sandbox_catalog_{name}", CATALOGS / f"{name}.py")
+def _load_catalog() -> ModuleType:
+    """The catalogs' shared module (``tests/checks/catalog.py``), which imports each assignment's catalog."""
+    spec = importlib.util.spec_from_file_location("sandbox_catalog", CATALOGS / "catalog.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
@@ -47,8 +48,9 @@ def _first_per_blank(catalog: list, count: int) -> list:
     return chosen
 
 
-MUTANTS = _first_per_blank(_load("test_mutants").MUTANTS, 2)
-ALTERNATIVES = _first_per_blank(_load("test_alternatives").ALTERNATIVES, 1)
+CATALOG = _load_catalog()
+MUTANTS = _first_per_blank(CATALOG.all_mutants(), 2)
+ALTERNATIVES = _first_per_blank(CATALOG.all_alternatives(), 1)
 
 
 def remote_report(blank: str, objects: dict[str, Any], tmp_path: Path) -> dict:
