@@ -45,3 +45,19 @@ def test_no_hard_coded_cuda_calls():
     package = Path(__file__).resolve().parent.parent / "autograder"
     offenders = [str(p) for p in package.rglob("*.py") if ".cuda()" in p.read_text()]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "dtype, device, expected",
+    [
+        (torch.float64, "mps", "cpu"),  # Apple's MPS has no float64: those cases of a check run on the CPU
+        (torch.float32, "mps", "mps"),
+        (torch.float64, "cuda", "cuda"),
+        (torch.float64, "cpu", "cpu"),
+        (torch.float32, "cuda:1", "cuda:1"),
+    ],
+)
+def test_checks_build_float64_on_the_cpu_only_where_the_device_has_no_float64(dtype, device, expected):
+    from autograder.checks.compare import device_for
+
+    assert device_for(dtype, device) == torch.device(expected)

@@ -27,6 +27,18 @@ def tolerances(dtype: torch.dtype) -> tuple[float, float]:
     return TOLERANCES.get(dtype, TOLERANCES[torch.float32])
 
 
+def device_for(dtype: torch.dtype, device: str | torch.device) -> torch.device:
+    """Where a check builds its tensors of ``dtype``: ``device``, or the CPU for float64 on Apple's MPS.
+
+    MPS has no float64, so a float64 case of a check runs on the CPU there; every other case, and every
+    case on CUDA or the CPU, runs on ``device``. Results are always compared on the CPU in float64.
+    """
+    device = torch.device(device)
+    if dtype == torch.float64 and device.type == "mps":
+        return torch.device("cpu")
+    return device
+
+
 def _on_cpu_as_float64(value: Any) -> Tensor | None:
     """``value`` (a tensor of any dtype or device, or numbers) as a float64 CPU tensor; None when it is not numeric."""
     try:

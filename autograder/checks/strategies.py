@@ -14,6 +14,8 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 from hypothesis import strategies as st
 
+from autograder.checks.compare import device_for
+
 # Hypothesis keeps a `.hypothesis/` folder in the current directory by default; checks run inside
 # students' folders, so keep it in the temporary directory instead.
 set_hypothesis_home_dir(str(Path(tempfile.gettempdir()) / "autograder-hypothesis"))
@@ -45,6 +47,8 @@ small_floats = st.floats(min_value=-5, max_value=5, allow_nan=False, allow_infin
 def random_tensor(
     shape: tuple[int, ...], seed: int, dtype: torch.dtype, device: torch.device, low: float = -3.0, high: float = 3.0
 ) -> torch.Tensor:
-    """A reproducible uniform tensor in ``[low, high)`` of ``shape``, ``dtype`` on ``device``."""
+    """A reproducible uniform tensor in ``[low, high)`` of ``shape`` and ``dtype``, on ``device`` (on the CPU for
+    float64 where ``device`` has no float64: see ``compare.device_for``)."""
     gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low).to(dtype).to(device)
+    values = torch.rand(shape, generator=gen, dtype=torch.float64) * (high - low) + low
+    return values.to(dtype).to(device_for(dtype, device))
