@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 from autograder.checks.report import format_report
-from autograder.checks.results import BlankReport
 from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
 
 NBGRADER_COLUMNS = (
@@ -122,10 +121,10 @@ def write_grades_csv(batch: BatchResult, path: Path) -> Path:
 
 
 def check_lines(cell: CellResult) -> str:
-    """What the student sees for one blank: the cell's printed check lines, else lines rebuilt from its report."""
-    if cell.output.strip() or cell.report is None:
-        return cell.output
-    return format_report(BlankReport.from_json(cell.report))
+    """What the student sees for one blank: the lines of its report (``CellResult.blank_report``: when the cell
+    raised, the visible test's error, then the checks and their likely mistakes), else what the cell printed."""
+    report = cell.blank_report()
+    return cell.output if report is None else format_report(report)
 
 
 def status_line(result: SubmissionResult) -> str:

@@ -1,9 +1,10 @@
 """Self-contained HTML feedback pages, one per student, built from grading results only.
 
 A page shows the assignment, the student, the total, the status and reason, then each blank with its
-points and every check (PASS/FAIL and the likely mistake). When a blank's report carries training curves
-(``report["artifacts"]["curves"]``, see ``autograder.checks.mnist_sgd.training_curves``), a two-panel figure
-compares them with the reference's. Pages never read notebook sources, so hidden tests cannot appear; text
+points and every check (PASS/FAIL and the likely mistake); a blank whose visible test failed shows that
+error line first, then the checks. When a blank's report carries training curves
+(``report["artifacts"]["curves"]``, see ``autograder.checks.mnist_sgd``), a two-panel figure compares them
+with the reference's on the same data, with a sentence saying what run they show. Pages never read notebook sources, so hidden tests cannot appear; text
 that looks like a hidden-tests block is removed from anything shown all the same. Everything from the
 submission is HTML-escaped by the template engine.
 """
@@ -21,17 +22,20 @@ from typing import TYPE_CHECKING
 
 import jinja2
 
-from autograder.checks.results import BlankReport
+from autograder.checks.report import CELL_UNFINISHED, VISIBLE_TEST_FAILED, hidden_checks_verdict
 from autograder.grading.exports import blank_max_scores, subfolder
 from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
 
 if TYPE_CHECKING:
     import torch
+    from matplotlib.figure import Figure
 
 FEEDBACK_FILE = "feedback.html"
 TEMPLATE = "feedback.html"
 STUDENT_COLOUR = "#1f77b4"    # the student's lines in the training figure
 REFERENCE_COLOUR = "#ff7f0e"  # the reference's lines
+REFERENCE_LABEL = "reference train_model and mnist_loss"
+NEUTRAL_RUN = "your train_model trained the lesson's linear model on the MNIST sample, as the checks ran it"
 HIDDEN_BLOCK = re.compile(r"#*[ \t]*BEGIN HIDDEN TESTS.*?(?:END HIDDEN TESTS[^\n]*\n?|\Z)", re.DOTALL)
 
 STATUS_TEXT = {
@@ -63,7 +67,15 @@ class CheckView:
 
 @dataclass(frozen=True)
 class BlankView:
-    """One blank as shown: points, checks (from the report), or the cell's printed text without a report."""
+    """One blank as shown: points, checks (from the report), or the cell's printed text without a report.
+
+    Attributes:
+        failure: when the test cell raised after its checks ran, e.g. ``"The visible test failed: AssertionError:
+            ..."`` or ``"The cell did not finish: ..."``; the blank then scores 0.
+        verdict: with ``failure``, what the checks listed below add (``"The hidden checks say what is likely
+            wrong (3/5 passed)"``).
+        checks: failed checks (with their likely mistake) first, then passed ones.
+    """
 
     name: str
     points: str
@@ -71,15 +83,19 @@ class BlankView:
     checks: list[CheckView] = field(default_factory=list)
     error: str = ""
     output: str = ""
+    failure: str = ""
+    verdict: str = ""
 
 
 @dataclass(frozen=True)
 class FigureView:
-    """A training figure as shown: the blank it belongs to, the PNG as base64, and a caption."""
+    """A training figure as shown: the blank it belongs to, the PNG as base64, a caption (final accuracies) and
+    the run it shows, in one sentence."""
 
     blank: str
     png_base64: str
     caption: str
+    run: str = NEUTRAL_RUN
 
 
 @dataclass(frozen=True)
@@ -106,17 +122,29 @@ def _points(score: float, max_score: float) -> str:
     return f"{round(score, 2):g}/{max_score:g}"
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def blank_view(cell: CellResult, gradable: bool) -> BlankView:
-    """The view of one blank: the checks of its report, or its printed output when there is no report."""
+    """The view of one blank: the checks of its report, or its printed output when there is no report.
+
+    A blank whose test cell raised after its checks ran (``CellResult.blank_report``) shows the error line,
+    then the checks with their likely mistakes.
+    """
     score = cell.score if gradable else 0.0
     points, full = _points(score, cell.max_score), score >= cell.max_score
-    if cell.report is None:
+    report = cell.blank_report()
+    if report is None:
         return BlankView(cell.blank, points, full, output=without_hidden_tests(cell.output))
-    report = BlankReport.from_json(cell.report)
-    checks = [
-        CheckView(without_hidden_tests(r.name), r.passed, without_hidden_tests(r.message), r.gate) for r in report.results
-    ]
-    return BlankView(cell.blank, points, full, checks, error=without_hidden_tests(report.error))
+    ordered = report.failed + [r for r in report.results if r.passed]
+    checks = [CheckView(without_hidden_tests(r.name), r.passed, without_hidden_tests(r.message), r.gate) for r in ordered]
+    failure = verdict = ""
+    if report.visible_test_error:
+        what = CELL_UNFINISHED if report.cell_unfinished else VISIBLE_TEST_FAILED
+        failure = without_hidden_tests(f"{_sentence(what)}: {report.visible_test_error}")
+        verdict = _sentence(hidden_checks_verdict(report, star_note=False)) + ":" if report.results else ""
+    return BlankView(cell.blank, points, full, checks, without_hidden_tests(report.error), failure=failure, verdict=verdict)
 
 
 def cell_curves(cell: CellResult) -> dict | None:
@@ -143,8 +171,24 @@ def _final(curves: dict | None) -> float | None:
         return None
 
 
-def curves_png(student: dict, reference: dict | None) -> bytes:
-    """A PNG with two panels, training loss and validation accuracy per epoch, student beside reference."""
+def student_label(curves: dict | None) -> str:
+    """The legend of the student's lines: ``"your train_model with your mnist_loss"`` (its ``loss_name``), or
+    ``"your train_model"`` for curves recorded without one."""
+    loss_name = (curves or {}).get("loss_name")
+    return f"your train_model with {loss_name}" if isinstance(loss_name, str) and loss_name else "your train_model"
+
+
+def run_sentence(curves: dict | None) -> str:
+    """What the student's curves show (their ``run`` sentence), or a neutral sentence for curves recorded without one."""
+    run = (curves or {}).get("run")
+    return run if isinstance(run, str) and run.strip() else NEUTRAL_RUN
+
+
+def curves_figure(student: dict, reference: dict | None) -> Figure:
+    """Two panels, training loss and validation accuracy per epoch, student beside reference.
+
+    The student's lines are labelled ``student_label(student)``; the reference's, dashed, ``REFERENCE_LABEL``.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
@@ -153,14 +197,14 @@ def curves_png(student: dict, reference: dict | None) -> bytes:
     FigureCanvasAgg(figure)
     panels = figure.subplots(1, 2)
     for axes, key, title, ylabel in (
-        (panels[0], "train_loss", "Training loss per epoch", "mean training loss (mnist_loss)"),
+        (panels[0], "train_loss", "Training loss per epoch", "mean training loss"),
         (panels[1], "valid_accuracy_returned", "Validation accuracy per epoch", "validation accuracy"),
     ):
         mine, theirs = _series(student, key), _series(reference, key)
         if theirs:
-            axes.plot(range(1, len(theirs) + 1), theirs, color=REFERENCE_COLOUR, linewidth=2.5, linestyle="--", label="reference", zorder=3)
+            axes.plot(range(1, len(theirs) + 1), theirs, color=REFERENCE_COLOUR, linewidth=2.5, linestyle="--", label=REFERENCE_LABEL, zorder=3)
         if mine:
-            axes.plot(range(1, len(mine) + 1), mine, color=STUDENT_COLOUR, linewidth=2.5, marker="o", markersize=4, label="your train_model")
+            axes.plot(range(1, len(mine) + 1), mine, color=STUDENT_COLOUR, linewidth=2.5, marker="o", markersize=4, label=student_label(student))
         else:
             axes.text(0.5, 0.5, "no values from your train_model", transform=axes.transAxes, ha="center", va="center")
         axes.set_title(title)
@@ -169,21 +213,27 @@ def curves_png(student: dict, reference: dict | None) -> bytes:
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
         if mine or theirs:
-            axes.legend()
+            axes.legend(fontsize="small")
+    return figure
+
+
+def curves_png(student: dict, reference: dict | None) -> bytes:
+    """``curves_figure`` as PNG bytes."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    curves_figure(student, reference).savefig(buffer, format="png")
     return buffer.getvalue()
 
 
 def figure_view(blank: str, student: dict, reference: dict | None) -> FigureView:
-    """The training figure of one blank, with the final accuracies (reference metric) as its caption."""
+    """The training figure of one blank, with the final accuracies (reference metric) as its caption and the
+    sentence saying what run the student's curves show."""
     mine, theirs = _final(student), _final(reference)
     caption = "Final validation accuracy"
     caption += f": yours {mine:.4f}" if mine is not None else ": yours not measured"
     if theirs is not None:
         caption += f", reference {theirs:.4f}"
     png = base64.b64encode(curves_png(student, reference)).decode("ascii")
-    return FigureView(blank, png, caption)
+    return FigureView(blank, png, caption, run_sentence(student))
 
 
 def page_view(result: SubmissionResult, reference_curves: dict | None = None, batch_max: float | None = None) -> PageView:
@@ -238,17 +288,25 @@ def write_feedback_pages(batch: BatchResult, folder: Path, reference_curves: dic
 
 
 def reference_training_curves(device: str | torch.device | None = None) -> dict:
-    """The reference ``train_model``'s curves in the calibrated setting, in ``training_curves``'s format.
+    """The reference ``train_model`` with the reference ``mnist_loss``, in the setting the checks train the
+    student's: ``autograder.checks.mnist_sgd.feedback_curves``'s format (with its ``run`` sentence), or
+    ``training_curves``'s where the checks have no ``feedback_curves``.
 
     Needs the MNIST sample (provisioned or provisionable, see ``autograder.data.load_mnist_sample``).
 
     Args:
         device: where to train (``autograder.device.get_device`` picks when None).
     """
-    from autograder.checks.mnist_sgd import training_curves
-    from autograder.data import load_mnist_sample
+    from autograder.checks import mnist_sgd
     from autograder.device import get_device
-    from autograder.reference.mnist_sgd import train_model
+    from autograder.reference import mnist_sgd as ref
 
     device = get_device(device)
-    return training_curves(load_mnist_sample().to(device), device, train_model)
+    feedback_curves = getattr(mnist_sgd, "feedback_curves", None)
+    if feedback_curves is not None:
+        from autograder.checks.data import real_sample
+
+        return feedback_curves(real_sample(device), device, ref.train_model, ref.mnist_loss)
+    from autograder.data import load_mnist_sample
+
+    return mnist_sgd.training_curves(load_mnist_sample().to(device), device, ref.train_model)

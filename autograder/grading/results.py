@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from autograder.checks.results import BlankReport
 
 
 class Status(str, Enum):
@@ -44,7 +48,7 @@ class CellResult:
     Attributes:
         blank: the blank's name (the test cell's ``grade_id`` without ``test_``).
         score, max_score: points from the gradebook.
-        output: what the cell printed (the check lines), shown to the student.
+        output: what the cell printed (the check lines), then its error as ``"<ename>: <evalue>"`` when it raised.
         report: the hidden checks' full report (``BlankReport.to_json()``), when the checks ran.
     """
 
@@ -53,6 +57,28 @@ class CellResult:
     max_score: float
     output: str = ""
     report: dict | None = None
+
+    def blank_report(self) -> BlankReport | None:
+        """The hidden checks' report as the student should read it; None when the checks did not run.
+
+        A cell that raised after its checks ran scores 0 and its report says why (``visible_test_error``).
+        Hardened grading writes that into the report itself. Under plain ``nbgrader autograde`` the kernel's
+        ``check`` printed the report before the visible assert raised, so the report does not know: when the
+        cell scored 0 and its output goes on past the report's own lines (with the error line), that rest is
+        the error.
+        """
+        from autograder.checks.report import format_report
+        from autograder.checks.results import BlankReport, one_line
+
+        if self.report is None:
+            return None
+        report = BlankReport.from_json(self.report)
+        if report.visible_test_error or report.error or self.score > 0:
+            return report
+        printed = format_report(report)
+        start = self.output.find(printed)
+        rest = one_line(self.output[start + len(printed):]) if start >= 0 else ""
+        return replace(report, visible_test_error=rest) if rest else report
 
 
 @dataclass

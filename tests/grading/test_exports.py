@@ -135,3 +135,35 @@ def test_write_gradescope_one_file_per_student(tmp_path: Path):
 def test_student_ids_that_are_not_one_folder_name_are_refused(tmp_path: Path, name: str):
     with pytest.raises(ValueError):
         subfolder(tmp_path, name)
+
+
+VISIBLE_ERROR = "AssertionError: expected 0.690399, got 1.500000 on the lesson's example: did you apply sigmoid to the predictions?"
+
+
+def test_a_failed_visible_test_exports_zero_with_its_error_and_named_mistakes(tmp_path: Path):
+    data = BlankReport("mnist_loss", 4, [
+        CheckResult("matches the reference", False, "forgot sigmoid: the loss of raw predictions"),
+        CheckResult("keeps dtype and device", True),
+    ], visible_test_error=VISIBLE_ERROR).to_json()
+    failed = CellResult("mnist_loss", 0.0, 4, format_report(BlankReport.from_json(data)) + "\n" + VISIBLE_ERROR + "\n", data)
+    batch = BatchResult(ASSIGNMENT, [SubmissionResult("erin", ASSIGNMENT, Status.GRADED, cells=[failed])])
+    _, rows = read_csv(write_grades_csv(batch, tmp_path / "grades.csv"))
+    assert float(rows["erin"]["mnist_loss"]) == float(rows["erin"]["score"]) == 0.0
+    [test] = gradescope_results(batch.submissions[0])["tests"]
+    assert test["score"] == 0.0
+    assert test["output"].splitlines() == [
+        f"mnist_loss: 0/4 points: the visible test failed: {VISIBLE_ERROR}",
+        "  the hidden checks say what is likely wrong (1/2 passed):",
+        "  FAIL matches the reference: forgot sigmoid: the loss of raw predictions",
+        "  PASS keeps dtype and device",
+    ], "the error line once, then the checks"
+
+
+def test_results_saved_before_the_visible_test_error_existed_still_load_and_export(tmp_path: Path):
+    old_report = report("mnist_loss", 4, [("matches the reference", True, "")])
+    del old_report["visible_test_error"]
+    saved = {"student": "gus", "assignment": ASSIGNMENT, "status": "graded",
+             "cells": [{"blank": "mnist_loss", "score": 4.0, "max_score": 4, "output": "mnist_loss: 1/1 checks passed\n", "report": old_report}]}
+    result = SubmissionResult.from_json(saved)
+    assert result.cells[0].blank_report().visible_test_error == ""
+    assert gradescope_results(result)["tests"][0]["output"].startswith("mnist_loss: 1/1 checks passed (4/4 points)")

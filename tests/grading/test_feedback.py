@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from browser import TextOf, chromium, colour_pixels, require_chromium
@@ -17,8 +18,11 @@ from browser import TextOf, chromium, colour_pixels, require_chromium
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.grading.feedback import (
+    NEUTRAL_RUN,
     REFERENCE_COLOUR,
     STUDENT_COLOUR,
+    blank_view,
+    curves_figure,
     curves_png,
     reference_training_curves,
     without_hidden_tests,
@@ -187,3 +191,106 @@ def test_page_renders_in_a_browser(pages: dict[str, Path], tmp_path: Path):
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 50, "the screenshot is blank"
     assert colour_pixels(image, STUDENT_COLOUR) > 300, "the student's line is not on screen"
     assert colour_pixels(image, REFERENCE_COLOUR) > 300, "the reference's line is not on screen"
+
+
+VISIBLE_ERROR = "AssertionError: expected 0.690399, got 1.500000 on the lesson's example: did you apply sigmoid to the predictions?"
+NAMED_MISTAKE = "forgot sigmoid: your loss equals the reference's on raw predictions"
+MISTAKE_BACKGROUND = "#fff4c2"  # the template's highlight behind a failed check's likely mistake
+
+
+def failed_visible_test_page(tmp_path: Path) -> Path:
+    report = BlankReport("mnist_loss", 4, [
+        CheckResult("gives the loss of the lesson's example", False, "got 1.500000, expected 0.690399", gate=True),
+        CheckResult("matches the reference on random batches", False, NAMED_MISTAKE),
+        CheckResult("keeps dtype and device", True),
+    ], visible_test_error=VISIBLE_ERROR)
+    data = report.to_json()
+    result = SubmissionResult("erin", ASSIGNMENT, Status.GRADED, cells=[CellResult("mnist_loss", 0.0, 4, format_report(report), data)])
+    [page] = write_feedback_pages(BatchResult(ASSIGNMENT, [result]), tmp_path / "feedback", None)
+    return page
+
+
+def test_a_failed_visible_test_shows_its_error_then_the_checks_with_their_mistakes(tmp_path: Path):
+    text = TextOf.of(failed_visible_test_page(tmp_path).read_text())
+    assert "Total: 0/4 points" in text
+    order = [
+        f"The visible test failed: {VISIBLE_ERROR}",
+        "The hidden checks say what is likely wrong (1/3 passed):",
+        "FAIL gives the loss of the lesson's example got 1.500000, expected 0.690399",
+        "This check repeats the notebook's visible test: while it fails, the blank scores 0.",
+        f"FAIL matches the reference on random batches {NAMED_MISTAKE}",
+        "PASS keeps dtype and device",
+    ]
+    positions = [text.find(part) for part in order]
+    assert -1 not in positions and positions == sorted(positions), list(zip(order, positions))
+
+
+def test_a_timed_out_cell_says_it_did_not_finish(tmp_path: Path):
+    report = BlankReport("mse", 2, [CheckResult("a", False, "forgot .mean()")], visible_test_error="CellTimeoutError: after 300 s")
+    view = blank_view(CellResult("mse", 0.0, 2, "", report.to_json()), True)
+    assert view.failure == "The cell did not finish: CellTimeoutError: after 300 s"
+
+
+def test_the_named_mistake_of_a_failed_visible_test_is_on_screen(tmp_path: Path):
+    require_chromium()
+    page = failed_visible_test_page(tmp_path)
+    shot = tmp_path / "mistake.png"
+    run = chromium([f"--screenshot={shot}", "--window-size=1000,700", page.as_uri()], tmp_path / "profile-mistake")
+    assert shot.is_file(), f"chromium wrote no screenshot (rc {run.returncode}): {run.stderr[-2000:]}"
+    dom = TextOf.of(chromium(["--dump-dom", page.as_uri()], tmp_path / "profile-mistake-dom").stdout)
+    assert NAMED_MISTAKE in dom and f"The visible test failed: {VISIBLE_ERROR}" in dom
+    image = Image.open(shot).convert("RGB")
+    assert colour_pixels(image, MISTAKE_BACKGROUND, tolerance=6) > 2000, "no highlighted mistake line in the first screen"
+    plain = Image.open(shot).convert("RGB").crop((0, 0, 1000, 120))
+    assert colour_pixels(plain, MISTAKE_BACKGROUND, tolerance=6) == 0, "the highlight is the mistake line's, not the header's"
+
+
+FEEDBACK_RUN = "your train_model with your mnist_loss, 20 epochs at lr 1.0, on the MNIST sample's 3s and 7s"
+
+
+def test_the_figure_says_what_run_it_shows_and_labels_the_students_loss(tmp_path: Path):
+    student = {**STUDENT_CURVES, "run": FEEDBACK_RUN, "loss_name": "your mnist_loss", "lr": 1.0}
+    reference = {**REFERENCE_CURVES, "run": "the reference train_model with the reference mnist_loss", "loss_name": "the reference mnist_loss"}
+    figure = curves_figure(student, reference)
+    labels = [[text.get_text() for text in axes.get_legend().get_texts()] for axes in figure.axes]
+    assert labels == [["reference train_model and mnist_loss", "your train_model with your mnist_loss"]] * 2
+    batch = BatchResult(ASSIGNMENT, [SubmissionResult("fay", ASSIGNMENT, Status.GRADED, cells=[
+        cell("train_model", 3, [("trains linear1", True, "")], {"curves": student}),
+    ])])
+    [page] = write_feedback_pages(batch, tmp_path, reference)
+    assert f"What this shows: {FEEDBACK_RUN}" in TextOf.of(page.read_text())
+
+
+def test_curves_recorded_without_a_run_still_render_with_a_neutral_sentence(tmp_path: Path):
+    figure = curves_figure(STUDENT_CURVES, REFERENCE_CURVES)
+    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()][-1] == "your train_model"
+    [page] = write_feedback_pages(sample_batch(), tmp_path, REFERENCE_CURVES)[:1]
+    text = TextOf.of(page.read_text())
+    assert f"What this shows: {NEUTRAL_RUN}" in text and "data:image/png;base64," in page.read_text()
+
+
+def test_reference_curves_come_from_feedback_curves_when_the_checks_have_it(monkeypatch):
+    from autograder.checks import data as check_data
+    from autograder.checks import mnist_sgd
+    from autograder.reference import mnist_sgd as ref
+
+    calls = []
+    monkeypatch.setattr(check_data, "real_sample", lambda device: f"sample on {device}")
+    monkeypatch.setattr(mnist_sgd, "feedback_curves", lambda *args: calls.append(args) or {"run": "ran"}, raising=False)
+    assert reference_training_curves("cpu") == {"run": "ran"}
+    assert calls == [("sample on cpu", torch.device("cpu"), ref.train_model, ref.mnist_loss)]
+
+
+def test_reference_curves_fall_back_to_training_curves_without_feedback_curves(monkeypatch):
+    from autograder import data
+    from autograder.checks import mnist_sgd
+    from autograder.reference import mnist_sgd as ref
+
+    class Sample:
+        def to(self, device):
+            return f"sample on {device}"
+
+    monkeypatch.delattr(mnist_sgd, "feedback_curves", raising=False)
+    monkeypatch.setattr(data, "load_mnist_sample", Sample)
+    monkeypatch.setattr(mnist_sgd, "training_curves", lambda *args: {"args": args})
+    assert reference_training_curves("cpu") == {"args": ("sample on cpu", torch.device("cpu"), ref.train_model)}

@@ -5,8 +5,11 @@ credit, otherwise full points). In hardened grading those outputs come from the 
 may print or return anything, so before scoring every test cell gets outputs built from the checker's
 report alone:
 
-- the cell raised (a visible assert failed, the cell timed out, the kernel was interrupted): its error is
-  kept and every other output dropped, so it scores 0 as in plain nbgrader;
+- the cell raised (a visible assert failed, the cell timed out, the kernel was interrupted) and the checker
+  has a report for its blank: the report's lines, saying the visible test failed (or the cell did not
+  finish) and what the hidden checks found, the report itself with score 0, and the error last, so that
+  it scores 0 as in plain nbgrader and the student still reads the likely mistake;
+- the cell raised and there is no report (the checks never ran): its error alone;
 - the checker has a report for the cell's blank: the report's lines, the report itself (for exports and
   feedback) and its score as the cell's result;
 - no report (the checks never ran): an error saying so, which scores 0. A test cell that finished
@@ -23,7 +26,7 @@ import nbformat
 
 from autograder.checks import REPORT_MIME_TYPE
 from autograder.checks.report import format_report
-from autograder.checks.results import BlankReport
+from autograder.checks.results import BlankReport, one_line, with_visible_test_error
 
 TEST_PREFIX = "test_"
 
@@ -36,14 +39,32 @@ def blank_of(cell: nbformat.NotebookNode) -> str | None:
     return str(meta.get("grade_id", "")).removeprefix(TEST_PREFIX)
 
 
+def error_line(error: nbformat.NotebookNode) -> str:
+    """An error output on one line, ``"<ename>: <evalue>"`` (just the name when there is no value)."""
+    name, value = str(error.get("ename", "") or "Error"), str(error.get("evalue", "") or "")
+    return one_line(f"{name}: {value}" if value else name)
+
+
+def report_output(report: dict) -> nbformat.NotebookNode:
+    """The display output that carries a full report, for exports and feedback (nothing shows in Jupyter)."""
+    return nbformat.v4.new_output("display_data", data={REPORT_MIME_TYPE: report})
+
+
 def _trusted_outputs(report: dict) -> list[nbformat.NotebookNode]:
     parsed = BlankReport.from_json(report)
     text, score = format_report(parsed), parsed.score
     return [
         nbformat.v4.new_output("stream", name="stdout", text=text + "\n"),
-        nbformat.v4.new_output("display_data", data={REPORT_MIME_TYPE: report}),
+        report_output(report),
         nbformat.v4.new_output("execute_result", data={"text/plain": repr(float(score))}, execution_count=None),
     ]
+
+
+def _raised_outputs(report: dict, error: nbformat.NotebookNode) -> list[nbformat.NotebookNode]:
+    """A cell that raised after its checks ran: the report's lines, the report (score 0), then the error."""
+    report = with_visible_test_error(report, error_line(error))
+    text = format_report(BlankReport.from_json(report))
+    return [nbformat.v4.new_output("stream", name="stdout", text=text + "\n"), report_output(report), error]
 
 
 def _missing(blank: str) -> nbformat.NotebookNode:
@@ -64,7 +85,9 @@ def apply_reports(notebook: Path, reports: dict[str, dict]) -> list[str]:
         if blank is None:
             continue
         errors = [output for output in cell.get("outputs", []) if output.get("output_type") == "error"]
-        if errors:
+        if errors and blank in reports:
+            cell.outputs = _raised_outputs(reports[blank], errors[0])
+        elif errors:
             cell.outputs = errors[:1]
         elif blank in reports:
             cell.outputs = _trusted_outputs(reports[blank])
