@@ -64,10 +64,11 @@ WRONG_SNIPPETS: dict[str, dict[str, str]] = {
     },
 }
 """Per assignment, realistic wrong answers (grade_id -> the whole answer cell). For ``04_mnist_sgd``:
-``BasicOptim.zero_grad`` returns inside its loop (only the first gradient is cleared) and ``train_epoch`` steps
-once per epoch (``opt.step()`` indented one level too little), two slips the visible tests miss and the hidden
-checks name, for partial credit; ``train_model`` returns only the last accuracy, which its visible test catches
-(the cell scores 0). No other blank's visible test calls these three, so the rest of the notebook scores in full."""
+``BasicOptim.zero_grad`` returns inside its loop (only the first gradient is cleared), ``train_epoch`` steps
+once per epoch (``opt.step()`` indented one level too little) and ``train_model`` returns only the last accuracy.
+Their visible tests catch all three and name the mistake under the failing assert, so these cells score 0, while
+the hidden checks' report names each mistake too. No other blank's visible test calls these three, so the rest of
+the notebook scores in full."""
 
 HANGING_BLANKS: dict[str, str] = {"04_mnist_sgd": "sigmoid"}
 """Per assignment, the blank that never returns in the ``edsger`` demo (default: the first answer cell with a

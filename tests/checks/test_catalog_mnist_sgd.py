@@ -10,11 +10,28 @@ import torch
 
 from autograder.reference import mnist_sgd as ms
 
+from autograder.data import synthetic_mnist
+from autograder.reference.runs import batches_for
+
 from catalog import Catalog
 
 pytestmark = pytest.mark.mnist_sgd
 
 CATALOG = Catalog("mnist_sgd", real_data_blanks={"train_model": ms.train_model})
+
+_NOTEBOOK_DATA = synthetic_mnist(32, seed=0)
+_TRAIN_X, _TRAIN_Y = _NOTEBOOK_DATA.xy("train")
+XB, YB = _TRAIN_X[:4], _TRAIN_Y[:4]
+DL, VALID_DL = (list(batches) for batches in batches_for(_NOTEBOOK_DATA, seed=42, batch_size=16))
+"""The notebook's globals ``xb, yb = train_x[:4], train_y[:4]``, ``dl`` and ``valid_dl``, made as the notebook makes
+them (from synthetic digits here): what a mutant that reads globals instead of its arguments finds."""
+
+
+def _on_device_of(model, *tensors):
+    """``tensors`` moved to the device of ``model``'s parameters (a notebook's globals sit beside its model)."""
+    device = next(iter(model.parameters())).device
+    return [t.to(device) for t in tensors]
+
 
 # ==== mutants =======================================================================================
 
@@ -38,7 +55,7 @@ def sigmoid_complement(x):
     return torch.exp(-x) / (1 + torch.exp(-x))
 
 
-@CATALOG.mutant("sigmoid", "your code raised")
+@CATALOG.mutant("sigmoid", "use torch.exp, which works on every element")
 def sigmoid_math_exp(x):
     return 1 / (1 + math.exp(-x))
 
@@ -95,10 +112,16 @@ def mnist_loss_item(predictions, targets):
     return torch.where(targets == 1, 1 - p, p).mean().item()
 
 
-@CATALOG.mutant("mnist_loss", "differs from the reference")
+@CATALOG.mutant("mnist_loss", "flattened the targets")
 def mnist_loss_flattened_targets(predictions, targets):
     p = predictions.sigmoid()
     return torch.where(targets.view(-1) == 1, 1 - p, p).mean()
+
+
+@CATALOG.mutant("mnist_loss", "changed its input predictions in place")
+def mnist_loss_in_place(predictions, targets):
+    p = predictions.sigmoid_()
+    return torch.where(targets == 1, 1 - p, p).mean()
 
 
 # ---- 04 mnist sgd: calc_grad ----------------------------------------------------------------------
@@ -138,6 +161,31 @@ def calc_grad_detached_predictions(xb, yb, model, loss_func=ms.mnist_loss):
     return loss
 
 
+@CATALOG.mutant("calc_grad", "return the loss computed with loss_func")
+def calc_grad_fastbook_no_return(xb, yb, model, loss_func=ms.mnist_loss):
+    preds = model(xb)
+    loss = loss_func(preds, yb)
+    loss.backward()
+
+
+@CATALOG.mutant("calc_grad", "calc_grad changed the parameters' values")
+def calc_grad_also_steps(xb, yb, model, loss_func=ms.mnist_loss):
+    loss = loss_func(model(xb), yb)
+    loss.backward()
+    with torch.no_grad():
+        for p in model.parameters():
+            p -= p.grad
+    return loss
+
+
+@CATALOG.mutant("calc_grad", "ignored the xb and yb it was given")
+def calc_grad_reads_the_global_batch(xb, yb, model, loss_func=ms.mnist_loss):
+    global_xb, global_yb = _on_device_of(model, XB, YB)
+    loss = loss_func(model(global_xb), global_yb)
+    loss.backward()
+    return loss
+
+
 # ---- 04 mnist sgd: batch_accuracy -----------------------------------------------------------------
 
 
@@ -164,6 +212,11 @@ def batch_accuracy_flattened_predictions(xb, yb):
 @CATALOG.mutant("batch_accuracy", "took the mean of a True/False tensor")
 def batch_accuracy_mean_of_bools(xb, yb):
     return ((xb.sigmoid() > 0.5) == yb).mean()
+
+
+@CATALOG.mutant("batch_accuracy", "changed its input xb in place")
+def batch_accuracy_in_place(xb, yb):
+    return ((xb.sigmoid_() > 0.5) == yb).float().mean()
 
 
 # ---- 04 mnist sgd: BasicOptim ---------------------------------------------------------------------
@@ -413,6 +466,24 @@ def train_model_validates_on_training_batches(model, dl, valid_dl, opt, epochs, 
     return history
 
 
+@CATALOG.mutant("train_model", "ignored the dl it was given")
+def train_model_reads_the_global_dl(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
+    history = []
+    for _ in range(epochs):
+        ms.train_epoch(model, [_on_device_of(model, *batch) for batch in DL], opt, loss_func)
+        history.append(ms.validate_epoch(model, valid_dl))
+    return history
+
+
+@CATALOG.mutant("train_model", "ignored the valid_dl it was given")
+def train_model_reads_the_global_valid_dl(model, dl, valid_dl, opt, epochs, loss_func=ms.mnist_loss):
+    history = []
+    for _ in range(epochs):
+        ms.train_epoch(model, dl, opt, loss_func)
+        history.append(ms.validate_epoch(model, [_on_device_of(model, *batch) for batch in VALID_DL]))
+    return history
+
+
 # ==== alternatives =================================================================================
 
 @CATALOG.alternative("sigmoid")
@@ -458,15 +529,17 @@ def mnist_loss_where_on_zero(predictions, targets):
 
 
 @CATALOG.alternative("calc_grad")
-def calc_grad_fastbook_no_return(xb, yb, model, loss_func=ms.mnist_loss):
+def calc_grad_fastbook_returning_the_loss(xb, yb, model, loss_func=ms.mnist_loss):
     preds = model(xb)
     loss = loss_func(preds, yb)
     loss.backward()
+    return loss
 
 
 @CATALOG.alternative("calc_grad")
-def calc_grad_one_liner(xb, yb, model, loss_func=ms.mnist_loss):
-    loss_func(model(xb), yb).backward()
+def calc_grad_walrus(xb, yb, model, loss_func=ms.mnist_loss):
+    (loss := loss_func(model(xb), yb)).backward()
+    return loss
 
 
 @CATALOG.alternative("batch_accuracy")
@@ -521,6 +594,15 @@ def train_epoch_zero_grad_first(model, dl, opt, loss_func=ms.mnist_loss):
         opt.zero_grad()
         ms.calc_grad(xb, yb, model, loss_func)
         opt.step()
+
+
+@CATALOG.alternative("train_epoch")
+def train_epoch_zero_grad_first_with_a_counter(model, dl, opt, loss_func=ms.mnist_loss):
+    for i, (xb, yb) in enumerate(dl):
+        opt.zero_grad()
+        ms.calc_grad(xb, yb, model, loss_func)
+        opt.step()
+    return i + 1
 
 
 @CATALOG.alternative("train_epoch")

@@ -8,11 +8,21 @@ import torch
 
 from autograder.reference import pixel_similarity as ps
 
+from autograder.data import synthetic_mnist
+
 from catalog import Catalog
 
 pytestmark = pytest.mark.pixel_similarity
 
 CATALOG = Catalog("pixel_similarity", real_data_blanks={"validation_accuracy": ps.validation_accuracy})
+
+_NOTEBOOK_DATA = synthetic_mnist(16, seed=0)
+MEAN3 = ps.mean_digit(_NOTEBOOK_DATA.stack("train", "3"))
+MEAN7 = ps.mean_digit(_NOTEBOOK_DATA.stack("train", "7"))
+VALID_3_TENS = _NOTEBOOK_DATA.stack("valid", "3")
+VALID_7_TENS = _NOTEBOOK_DATA.stack("valid", "7")
+"""The notebook's globals ``mean3``, ``mean7``, ``valid_3_tens``, ``valid_7_tens``, made as the notebook makes them
+(from synthetic digits here): what a mutant that reads globals instead of its arguments finds."""
 
 # ==== mutants =======================================================================================
 
@@ -41,14 +51,19 @@ def mnist_distance_sum_over_pixels(a, b):
     return (a - b).abs().sum((-1, -2))
 
 
-@CATALOG.mutant("mnist_distance", "differs from the reference")
+@CATALOG.mutant("mnist_distance", "summed over every axis")
 def mnist_distance_sum_over_all_axes(a, b):
     return (a - b).abs().sum()
 
 
-@CATALOG.mutant("mnist_distance", "raised IndexError")
+@CATALOG.mutant("mnist_distance", "used axes that a single image does not have")
 def mnist_distance_axes_1_2(a, b):
     return (a - b).abs().mean((1, 2))
+
+
+@CATALOG.mutant("mnist_distance", "changed its input a in place")
+def mnist_distance_in_place(a, b):
+    return a.sub_(b).abs_().mean((-1, -2))
 
 
 # ---- 03 pixel similarity: is_3 --------------------------------------------------------------------
@@ -64,14 +79,14 @@ def is_3_distance_over_every_axis(x, mean3, mean7):
     return (x - mean3).abs().mean() < (x - mean7).abs().mean()
 
 
-@CATALOG.mutant("is_3", "raised RuntimeError")
+@CATALOG.mutant("is_3", "used a Python `if` on a comparison of several images")
 def is_3_python_if(x, mean3, mean7):
     if ps.mnist_distance(x, mean3) < ps.mnist_distance(x, mean7):
         return torch.tensor(True)
     return torch.tensor(False)
 
 
-@CATALOG.mutant("is_3", "disagrees with the reference")
+@CATALOG.mutant("is_3", "measured the distance with squared differences")
 def is_3_squared_distance(x, mean3, mean7):
     return ((x - mean3) ** 2).mean((-1, -2)) < ((x - mean7) ** 2).mean((-1, -2))
 
@@ -79,6 +94,11 @@ def is_3_squared_distance(x, mean3, mean7):
 @CATALOG.mutant("is_3", "compared the wrong way round")
 def is_3_swapped_means(x, mean3, mean7):
     return ps.mnist_distance(x, mean7) < ps.mnist_distance(x, mean3)
+
+
+@CATALOG.mutant("is_3", "ignored the mean3 and mean7 it was given")
+def is_3_reads_the_global_means(x, mean3, mean7):
+    return ps.mnist_distance(x, MEAN3) < ps.mnist_distance(x, MEAN7)
 
 
 # ---- 03 pixel similarity: validation_accuracy -----------------------------------------------------
@@ -123,6 +143,24 @@ def validation_accuracy_mean_of_bools(valid_3s, valid_7s, mean3, mean7):
     return ((accuracy_3s + accuracy_7s) / 2).item()
 
 
+@CATALOG.mutant("validation_accuracy", "ignored the mean3 and mean7 it was given")
+def validation_accuracy_reads_the_global_means(valid_3s, valid_7s, mean3, mean7):
+    return ps.validation_accuracy(valid_3s, valid_7s, MEAN3, MEAN7)
+
+
+@CATALOG.mutant("validation_accuracy", "ignored the valid_3s and valid_7s it was given")
+def validation_accuracy_reads_the_global_stacks(valid_3s, valid_7s, mean3, mean7):
+    return ps.validation_accuracy(VALID_3_TENS, VALID_7_TENS, mean3, mean7)
+
+
+@CATALOG.mutant("validation_accuracy", "changed its input valid_7s in place")
+def validation_accuracy_in_place(valid_3s, valid_7s, mean3, mean7):
+    accuracy_3s = ps.is_3(valid_3s, mean3, mean7).float().mean()
+    valid_7s.sub_(valid_7s).add_(mean7)  # overwrites the 7s with the ideal 7
+    accuracy_7s = (1 - ps.is_3(valid_7s, mean3, mean7).float()).mean()
+    return ((accuracy_3s + accuracy_7s) / 2).item()
+
+
 # ==== alternatives =================================================================================
 
 @CATALOG.alternative("mnist_distance")
@@ -138,6 +176,11 @@ def mnist_distance_two_means(a, b):
 @CATALOG.alternative("is_3")
 def is_3_torch_lt(x, mean3, mean7):
     return torch.lt(ps.mnist_distance(x, mean3), ps.mnist_distance(x, mean7))
+
+
+@CATALOG.alternative("is_3")
+def is_3_l1_loss_per_image(x, mean3, mean7):
+    return (x - mean3).abs().mean(-1).mean(-1) < torch.abs(x - mean7).mean((-2, -1))
 
 
 @CATALOG.alternative("is_3")

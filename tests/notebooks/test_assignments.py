@@ -38,7 +38,10 @@ def test_points_sum_to_a_round_total_and_match_the_check_calls(assignment):
         assert call, f"test cell {cell.metadata.nbgrader.grade_id} has no hidden check call"
         assert float(call["points"]) == cell.metadata.nbgrader.points, cell.metadata.nbgrader.grade_id
         assert cell.metadata.nbgrader.grade_id == f"test_{call['blank']}"
-        assert cell.source.rstrip().endswith("### END HIDDEN TESTS")
+        assert cell.source.startswith("### BEGIN HIDDEN TESTS"), f"{cell.metadata.nbgrader.grade_id}: the hidden block comes first"
+        assert cell.source.rstrip().splitlines()[-1] == f'print("{call["blank"]}: visible tests passed")', (
+            f"{cell.metadata.nbgrader.grade_id} ends with one print of its blank's visible tests"
+        )
     first = nbformat.read(notebook(REPO_ROOT, "source", assignment), as_version=4).cells[0]
     assert str(EXPECTED_TOTALS[assignment]) in first.source, "the first cell states the points"
 
