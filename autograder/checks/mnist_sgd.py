@@ -8,7 +8,6 @@ all?), state (what must stay unchanged) and training on the real MNIST sample.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Mapping
 
 import torch
@@ -34,9 +33,9 @@ from autograder.checks.compare import (
 from autograder.checks.data import real_sample
 from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds, vector_shapes
-from autograder.checks.thresholds import FEEDBACK_CURVES, TRAIN_MODEL
+from autograder.checks.thresholds import TRAIN_MODEL
+from autograder.checks.training_curves import calibrated_run, curves_of
 from autograder.data import synthetic_mnist
-from autograder.device import seed_everything
 from autograder.reference import mnist_sgd as ref
 from autograder.reference.runs import batches_for
 
@@ -850,126 +849,12 @@ def _expect_same_training(model, twin, before, opt, spy, n_batches, what, mistak
     raise AssertionError(message[:300])
 
 
-
-
-class LossRecorder:
-    """A loss_func that remembers the value of every batch's loss, to draw the training curve.
-
-    It computes the loss with ``loss_func`` (the student's ``mnist_loss`` or the reference's). A plain class,
-    so that a sandboxed student's calls come back to this (the checker's) side.
-    """
-
-    def __init__(self, loss_func: Callable[[Tensor, Tensor], Tensor]) -> None:
-        self.loss_func = loss_func
-        self.losses: list[float] = []
-
-    def __call__(self, predictions, targets):
-        loss = self.loss_func(predictions, targets)
-        self.losses.append(float(loss.detach()))
-        return loss
-
-
-def per_epoch_means(values: list[float], per_epoch: int) -> list[float]:
-    """Average consecutive runs of ``per_epoch`` values (one training epoch each)."""
-    return [sum(values[i : i + per_epoch]) / len(values[i : i + per_epoch]) for i in range(0, len(values), per_epoch)]
-
-
-def _json_float(value: float) -> float | None:
-    """``value``, or None where it is not finite (a diverging loss): JSON has no NaN or infinity."""
-    return value if math.isfinite(value) else None
-
-
-def _train_for_curves(sample, device, train_model, loss_func, epochs: int, lr: float, seed: int) -> tuple[list[float], list, float, int]:
-    """One run of ``train_model`` on linear1 from the seeded start, with a ``LossRecorder`` of ``loss_func``.
-
-    Returns the recorded batch losses, what ``train_model`` returned, the final accuracy (reference metric)
-    and the number of batches per epoch.
-    """
-    seed_everything(seed)
-    model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
-    dl, valid_dl = batches_for(sample, seed)
-    recorder = LossRecorder(loss_func)
-    opt = ref.BasicOptim(model.parameters(), lr)
-    returned = call_student(train_model, model, dl, valid_dl, opt, epochs, recorder)
-    return recorder.losses, returned, ref.validate_epoch(model, valid_dl), len(dl)
-
-
-def feedback_curves(sample, device, train_model, loss_func=None) -> dict:
-    """The training curves shown in the feedback: ``train_model`` trains linear1 with ``loss_func`` at the lesson's settings.
-
-    The lesson's run (``FEEDBACK_CURVES``: BasicOptim at lr 1.0 for 20 epochs, batches of 256 of the MNIST sample),
-    from the same seeded initial weights and shuffled batches as the reference run. ``loss_func`` is the student's
-    ``mnist_loss``; when it is None, or the run with it raises, the reference ``mnist_loss`` is used instead and
-    ``"run"`` and ``"loss_name"`` say so. Call it with ``(ref.train_model, ref.mnist_loss)`` for the reference curve.
-
-    Returns:
-        A JSON-ready dict: ``run`` (one sentence saying what run this is), ``epochs``, ``lr``, ``loss_name``
-        ("your mnist_loss" or "the reference mnist_loss"), ``train_loss`` (the mean training loss of each epoch
-        as measured by the loss used; None where not finite), ``valid_accuracy_returned`` (what ``train_model``
-        returned, as floats), ``final_accuracy`` (measured with the reference metric after training).
-
-    Raises:
-        AssertionError: ``train_model`` raised even with the reference loss (the message names the likely cause).
-    """
-    settings = FEEDBACK_CURVES
-    whose = "the reference train_model" if train_model is ref.train_model else "your train_model"
-    fallback = ""
-    if loss_func is not None and loss_func is not ref.mnist_loss:
-        try:
-            run = _train_for_curves(sample, device, train_model, loss_func, settings.epochs, settings.lr, settings.seed)
-            loss_name = "your mnist_loss"
-        except AssertionError as error:
-            fallback = f" (your mnist_loss could not train: {str(error)[:120]})"
-            run = None
-    else:
-        run = None
-        fallback = " (no mnist_loss of yours was given)" if loss_func is None else ""
-    if run is None:
-        run = _train_for_curves(sample, device, train_model, ref.mnist_loss, settings.epochs, settings.lr, settings.seed)
-        loss_name = "the reference mnist_loss"
-    losses, returned, final, per_epoch = run
-    returned_floats = _floats(returned) if isinstance(returned, (list, tuple)) else None
-    return {
-        "run": (
-            f"{whose[0].upper()}{whose[1:]} trained linear1 with {loss_name}{fallback} for {settings.epochs} epochs "
-            f"at lr {settings.lr:g} with BasicOptim, on the MNIST sample's 3s and 7s in shuffled batches of "
-            f"{ref.BATCH_SIZE}, from the same start as the reference run."
-        ),
-        "epochs": settings.epochs,
-        "lr": float(settings.lr),
-        "loss_name": loss_name,
-        "train_loss": [_json_float(v) for v in per_epoch_means(losses, per_epoch)],
-        "valid_accuracy_returned": [_json_float(v) for v in returned_floats] if returned_floats is not None else [],
-        "final_accuracy": float(final),
-    }
-
-
-def training_curves(sample, device, train, seed: int = TRAIN_MODEL.check_seed) -> dict:
-    """The reference's curves for the feedback page: ``feedback_curves(sample, device, train, ref.mnist_loss)``.
-
-    Kept for the callers of the former name; ``seed`` is ignored (the lesson's run has its own seed).
-    """
-    return feedback_curves(sample, device, train, ref.mnist_loss)
-
-
-def _graded_run(sample, device, train_model, seed: int = TRAIN_MODEL.check_seed) -> float:
-    """The calibrated run (``TRAIN_MODEL``) of ``train_model`` with the reference loss: the final accuracy."""
-    seed_everything(seed)
-    model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
-    dl, valid_dl = batches_for(sample, seed)
-    call_student(train_model, model, dl, valid_dl, ref.BasicOptim(model.parameters(), TRAIN_MODEL.lr), TRAIN_MODEL.epochs, ref.mnist_loss)
-    return ref.validate_epoch(model, valid_dl)
-
-
 @blank("train_model")
 def test_train_model_reaches_the_calibrated_accuracy(student, device, artifacts):
     """trains linear1 on the MNIST sample to the accuracy the reference reliably reaches"""
-    sample = real_sample(device)
-    accuracy = _graded_run(sample, device, student.train_model)
-    try:
-        artifacts["curves"] = feedback_curves(sample, device, student.train_model, getattr(student, "mnist_loss", None))
-    except AssertionError:
-        pass  # no curve to draw; the grade comes from the calibrated run alone
+    run = calibrated_run(real_sample(device), device, student.train_model)
+    artifacts["curves"] = curves_of(run, getattr(student, "mnist_loss", None))
+    accuracy = run.final_accuracy
     assert accuracy >= TRAIN_MODEL.threshold, (
         f"validation accuracy {accuracy:.4f} after {TRAIN_MODEL.epochs} epochs is below {TRAIN_MODEL.threshold:.4f}, "
         "which the reference always reaches: check the loop over epochs and batches"

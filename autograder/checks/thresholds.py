@@ -14,27 +14,9 @@ one accuracy per epoch) is already checked on small synthetic data. Three epochs
 reference's spread settles (one epoch: std 0.047; three: 0.009; ten: 0.004). Measured on CPU, torch 2.14.1.
 """
 
-from dataclasses import dataclass
 
 from autograder.checks.calibrate import Threshold
 
 TRAIN_MODEL = Threshold(
     epochs=3, lr=1.0, check_seed=1, seeds=10, mean=0.94912, std=0.00908, minimum=0.92689, k=3.0, threshold=0.9219
 )
-
-
-@dataclass(frozen=True)
-class FeedbackRun:
-    """The training run drawn in the feedback: the lesson's own settings for ``linear1``."""
-
-    epochs: int
-    lr: float
-    seed: int
-
-
-FEEDBACK_CURVES = FeedbackRun(epochs=20, lr=1.0, seed=42)
-"""The notebook's run of ``linear1``: BasicOptim at lr 1.0 for 20 epochs, seed 42 (``torch.manual_seed(42)``
-and ``minibatches(..., seed=42)`` in the notebook). ``feedback_curves`` runs it twice per submission (the
-student's ``train_model`` with the student's loss, and the reference's once per batch of feedback); one run
-costs about 1.3 s of wall time (2.1 s of CPU on 2 threads) in-process on the grading CPU, so the lesson's
-20 epochs are kept."""

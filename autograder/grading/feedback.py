@@ -34,7 +34,8 @@ FEEDBACK_FILE = "feedback.html"
 TEMPLATE = "feedback.html"
 STUDENT_COLOUR = "#1f77b4"    # the student's lines in the training figure
 REFERENCE_COLOUR = "#ff7f0e"  # the reference's lines
-REFERENCE_LABEL = "reference train_model and mnist_loss"
+REFERENCE_LABEL = "reference run"
+SAME_DATA_LABEL = "reference mnist_loss on your run"
 NEUTRAL_RUN = "your train_model trained the lesson's linear model on the MNIST sample, as the checks ran it"
 HIDDEN_BLOCK = re.compile(r"#*[ \t]*BEGIN HIDDEN TESTS.*?(?:END HIDDEN TESTS[^\n]*\n?|\Z)", re.DOTALL)
 
@@ -171,11 +172,13 @@ def _final(curves: dict | None) -> float | None:
         return None
 
 
-def student_label(curves: dict | None) -> str:
-    """The legend of the student's lines: ``"your train_model with your mnist_loss"`` (its ``loss_name``), or
-    ``"your train_model"`` for curves recorded without one."""
+def student_label(curves: dict | None, key: str = "train_loss") -> str:
+    """The legend of the student's line in the panel of ``key``: for the loss, whose ``mnist_loss`` scored the
+    student's run (its ``loss_name``, e.g. ``"your mnist_loss on your run"``); for the accuracy, ``"your train_model"``."""
     loss_name = (curves or {}).get("loss_name")
-    return f"your train_model with {loss_name}" if isinstance(loss_name, str) and loss_name else "your train_model"
+    if key == "train_loss" and isinstance(loss_name, str) and loss_name:
+        return f"{loss_name} on your run"
+    return "your train_model"
 
 
 def run_sentence(curves: dict | None) -> str:
@@ -187,7 +190,9 @@ def run_sentence(curves: dict | None) -> str:
 def curves_figure(student: dict, reference: dict | None) -> Figure:
     """Two panels, training loss and validation accuracy per epoch, student beside reference.
 
-    The student's lines are labelled ``student_label(student)``; the reference's, dashed, ``REFERENCE_LABEL``.
+    The student's lines are labelled ``student_label``; the reference run's, dashed, ``REFERENCE_LABEL``. When
+    the student's loss scored the run (``loss_name`` is theirs), the loss panel also draws, dotted, the reference
+    ``mnist_loss`` on the same predictions (``reference_loss``): the two losses side by side on the same data.
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -197,14 +202,18 @@ def curves_figure(student: dict, reference: dict | None) -> Figure:
     FigureCanvasAgg(figure)
     panels = figure.subplots(1, 2)
     for axes, key, title, ylabel in (
-        (panels[0], "train_loss", "Training loss per epoch", "mean training loss"),
+        (panels[0], "train_loss", "Training loss per epoch", "mnist_loss on the epoch's predictions"),
         (panels[1], "valid_accuracy_returned", "Validation accuracy per epoch", "validation accuracy"),
     ):
         mine, theirs = _series(student, key), _series(reference, key)
         if theirs:
             axes.plot(range(1, len(theirs) + 1), theirs, color=REFERENCE_COLOUR, linewidth=2.5, linestyle="--", label=REFERENCE_LABEL, zorder=3)
+        same_data = _series(student, "reference_loss") if key == "train_loss" and _own_loss(student) else []
+        if same_data:
+            axes.plot(range(1, len(same_data) + 1), same_data, color=REFERENCE_COLOUR, linewidth=1.5, linestyle=":",
+                      marker="s", markersize=3, label=SAME_DATA_LABEL)
         if mine:
-            axes.plot(range(1, len(mine) + 1), mine, color=STUDENT_COLOUR, linewidth=2.5, marker="o", markersize=4, label=student_label(student))
+            axes.plot(range(1, len(mine) + 1), mine, color=STUDENT_COLOUR, linewidth=2.5, marker="o", markersize=4, label=student_label(student, key))
         else:
             axes.text(0.5, 0.5, "no values from your train_model", transform=axes.transAxes, ha="center", va="center")
         axes.set_title(title)
@@ -215,6 +224,11 @@ def curves_figure(student: dict, reference: dict | None) -> Figure:
         if mine or theirs:
             axes.legend(fontsize="small")
     return figure
+
+
+def _own_loss(curves: dict | None) -> bool:
+    loss_name = (curves or {}).get("loss_name")
+    return isinstance(loss_name, str) and loss_name.startswith("your")
 
 
 def curves_png(student: dict, reference: dict | None) -> bytes:
@@ -288,25 +302,18 @@ def write_feedback_pages(batch: BatchResult, folder: Path, reference_curves: dic
 
 
 def reference_training_curves(device: str | torch.device | None = None) -> dict:
-    """The reference ``train_model`` with the reference ``mnist_loss``, in the setting the checks train the
-    student's: ``autograder.checks.mnist_sgd.feedback_curves``'s format (with its ``run`` sentence), or
-    ``training_curves``'s where the checks have no ``feedback_curves``.
+    """The reference ``train_model`` with the reference ``mnist_loss``, in the calibrated run that grades the
+    student's (``autograder.checks.training_curves.feedback_curves``), with its ``run`` sentence.
 
-    Needs the MNIST sample (provisioned or provisionable, see ``autograder.data.load_mnist_sample``).
+    Needs the MNIST sample (provisioned, see ``autograder.data.provision_mnist_sample``).
 
     Args:
         device: where to train (``autograder.device.get_device`` picks when None).
     """
-    from autograder.checks import mnist_sgd
+    from autograder.checks.data import real_sample
+    from autograder.checks.training_curves import feedback_curves
     from autograder.device import get_device
     from autograder.reference import mnist_sgd as ref
 
     device = get_device(device)
-    feedback_curves = getattr(mnist_sgd, "feedback_curves", None)
-    if feedback_curves is not None:
-        from autograder.checks.data import real_sample
-
-        return feedback_curves(real_sample(device), device, ref.train_model, ref.mnist_loss)
-    from autograder.data import load_mnist_sample
-
-    return mnist_sgd.training_curves(load_mnist_sample().to(device), device, ref.train_model)
+    return feedback_curves(real_sample(device), device, ref.train_model, ref.mnist_loss)

@@ -245,15 +245,21 @@ def test_the_named_mistake_of_a_failed_visible_test_is_on_screen(tmp_path: Path)
     assert colour_pixels(plain, MISTAKE_BACKGROUND, tolerance=6) == 0, "the highlight is the mistake line's, not the header's"
 
 
-FEEDBACK_RUN = "your train_model with your mnist_loss, 20 epochs at lr 1.0, on the MNIST sample's 3s and 7s"
+FEEDBACK_RUN = "Your train_model trained linear1 for 3 epochs at lr 1 with the reference mnist_loss; the loss panel scores its predictions with your mnist_loss and the reference's"
 
 
 def test_the_figure_says_what_run_it_shows_and_labels_the_students_loss(tmp_path: Path):
-    student = {**STUDENT_CURVES, "run": FEEDBACK_RUN, "loss_name": "your mnist_loss", "lr": 1.0}
+    same_data = [value * 0.5 for value in STUDENT_CURVES["train_loss"]]
+    student = {**STUDENT_CURVES, "run": FEEDBACK_RUN, "loss_name": "your mnist_loss", "lr": 1.0, "reference_loss": same_data}
     reference = {**REFERENCE_CURVES, "run": "the reference train_model with the reference mnist_loss", "loss_name": "the reference mnist_loss"}
     figure = curves_figure(student, reference)
     labels = [[text.get_text() for text in axes.get_legend().get_texts()] for axes in figure.axes]
-    assert labels == [["reference train_model and mnist_loss", "your train_model with your mnist_loss"]] * 2
+    assert labels == [
+        ["reference run", "reference mnist_loss on your run", "your mnist_loss on your run"],
+        ["reference run", "your train_model"],
+    ]
+    dotted = [line for line in figure.axes[0].get_lines() if line.get_label() == "reference mnist_loss on your run"]
+    assert list(dotted[0].get_ydata()) == same_data, "the reference loss on the student's predictions is drawn as recorded"
     batch = BatchResult(ASSIGNMENT, [SubmissionResult("fay", ASSIGNMENT, Status.GRADED, cells=[
         cell("train_model", 3, [("trains linear1", True, "")], {"curves": student}),
     ])])
@@ -269,28 +275,13 @@ def test_curves_recorded_without_a_run_still_render_with_a_neutral_sentence(tmp_
     assert f"What this shows: {NEUTRAL_RUN}" in text and "data:image/png;base64," in page.read_text()
 
 
-def test_reference_curves_come_from_feedback_curves_when_the_checks_have_it(monkeypatch):
+def test_reference_curves_come_from_the_calibrated_run_of_the_reference(monkeypatch):
     from autograder.checks import data as check_data
-    from autograder.checks import mnist_sgd
+    from autograder.checks import training_curves
     from autograder.reference import mnist_sgd as ref
 
     calls = []
     monkeypatch.setattr(check_data, "real_sample", lambda device: f"sample on {device}")
-    monkeypatch.setattr(mnist_sgd, "feedback_curves", lambda *args: calls.append(args) or {"run": "ran"}, raising=False)
+    monkeypatch.setattr(training_curves, "feedback_curves", lambda *args: calls.append(args) or {"run": "ran"})
     assert reference_training_curves("cpu") == {"run": "ran"}
     assert calls == [("sample on cpu", torch.device("cpu"), ref.train_model, ref.mnist_loss)]
-
-
-def test_reference_curves_fall_back_to_training_curves_without_feedback_curves(monkeypatch):
-    from autograder import data
-    from autograder.checks import mnist_sgd
-    from autograder.reference import mnist_sgd as ref
-
-    class Sample:
-        def to(self, device):
-            return f"sample on {device}"
-
-    monkeypatch.delattr(mnist_sgd, "feedback_curves", raising=False)
-    monkeypatch.setattr(data, "load_mnist_sample", Sample)
-    monkeypatch.setattr(mnist_sgd, "training_curves", lambda *args: {"args": args})
-    assert reference_training_curves("cpu") == {"args": ("sample on cpu", torch.device("cpu"), ref.train_model)}
