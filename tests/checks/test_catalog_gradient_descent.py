@@ -11,6 +11,11 @@ from autograder.reference import gradient_descent as gd
 
 from catalog import Catalog
 
+x, y = gd.lesson_data()
+"""The notebook's globals of the quadratic's data, as a mutant that reads them instead of its arguments sees them."""
+time, speed = gd.roller_coaster_data()
+"""The notebook's globals of the roller coaster's data."""
+
 pytestmark = pytest.mark.gradient_descent
 
 CATALOG = Catalog("gradient_descent")
@@ -220,6 +225,39 @@ def fit_quadratic_forgot_backward(params, x, y, lr=0.01, steps=10):
     return losses
 
 
+@CATALOG.mutant("fit_quadratic", "the losses should be Python floats")
+def fit_quadratic_tensor_losses(params, x, y, lr=0.01, steps=10):
+    losses = []
+    for _ in range(steps):
+        loss = gd.quad_mse(params, x, y)
+        loss.backward()
+        gd.gd_step(params, lr)
+        losses.append(loss.detach())
+    return losses
+
+
+@CATALOG.mutant("fit_quadratic", "used the notebook's globals `x` and `y` instead of its arguments")
+def fit_quadratic_reads_global_data(params, xs, ys, lr=0.01, steps=10):
+    losses = []
+    for _ in range(steps):
+        loss = gd.quad_mse(params, x, y)
+        loss.backward()
+        gd.gd_step(params, lr)
+        losses.append(loss.item())
+    return losses
+
+
+@CATALOG.mutant("fit_quadratic", "used the notebook's global `y` instead of its argument")
+def fit_quadratic_reads_global_y(params, xs, ys, lr=0.01, steps=10):
+    losses = []
+    for _ in range(steps):
+        loss = gd.quad_mse(params, xs, y)
+        loss.backward()
+        gd.gd_step(params, lr)
+        losses.append(loss.item())
+    return losses
+
+
 # ---- 01 gradient descent: double_relu -------------------------------------------------------------
 
 
@@ -243,9 +281,14 @@ def double_relu_same_line_twice(m1, b1, m2, b2, x):
     return gd.rectified_linear(m1, b1, x) + gd.rectified_linear(m1, b1, x)
 
 
-@CATALOG.mutant("double_relu", "differs from the reference")
+@CATALOG.mutant("double_relu", "clipped the sum of the two lines")
 def double_relu_clips_the_sum(m1, b1, m2, b2, x):
     return torch.clip(m1 * x + b1 + m2 * x + b2, 0.0)
+
+
+@CATALOG.mutant("double_relu", "used the notebook's global `x` instead of its argument")
+def double_relu_reads_global_x(m1, b1, m2, b2, points):
+    return gd.rectified_linear(m1, b1, x) + gd.rectified_linear(m2, b2, x)
 
 
 # ---- 01 gradient descent: apply_step --------------------------------------------------------------
@@ -319,6 +362,37 @@ def apply_step_hardcoded_lr(params, time, speed, lr=gd.ROLLER_COASTER_LR):
     return preds
 
 
+@CATALOG.mutant("apply_step", "used the notebook's global `speed` instead of its argument")
+def apply_step_reads_global_speed(params, t, s, lr=gd.ROLLER_COASTER_LR):
+    preds = gd.f(t, params)
+    loss = gd.mse(preds, speed)
+    loss.backward()
+    params.data -= lr * params.grad.data
+    params.grad = None
+    return preds
+
+
+@CATALOG.mutant("apply_step", "used the notebook's globals `time` and `speed` instead of its arguments")
+def apply_step_reads_global_time_and_speed(params, t, s, lr=gd.ROLLER_COASTER_LR):
+    preds = gd.f(time, params)
+    loss = gd.mse(preds, speed)
+    loss.backward()
+    params.data -= lr * params.grad.data
+    params.grad = None
+    return preds
+
+
+@CATALOG.mutant("apply_step", "changed its input speed in place")
+def apply_step_subtracts_from_speed_in_place(params, time, speed, lr=gd.ROLLER_COASTER_LR):
+    preds = gd.f(time, params)
+    speed -= preds  # speed now holds the errors: the caller's speed is overwritten
+    loss = (speed**2).mean()
+    loss.backward()
+    params.data -= lr * params.grad.data
+    params.grad = None
+    return preds
+
+
 # ==== alternatives =================================================================================
 
 @CATALOG.alternative("mse")
@@ -385,14 +459,14 @@ def fit_quadratic_inline_step(params, x, y, lr=0.01, steps=10):
 
 
 @CATALOG.alternative("fit_quadratic")
-def fit_quadratic_tensor_losses(params, x, y, lr=0.01, steps=10):
+def fit_quadratic_while_loop(params, x, y, lr=0.01, steps=10):
     losses = []
     step = 0
     while step < steps:
         loss = gd.quad_mse(params, x, y)
         loss.backward()
         gd.gd_step(params, lr)
-        losses.append(loss.detach())
+        losses.append(loss.item())
         step += 1
     return losses
 
@@ -405,6 +479,12 @@ def double_relu_functional(m1, b1, m2, b2, x):
 @CATALOG.alternative("double_relu")
 def double_relu_clamp_min(m1, b1, m2, b2, x):
     return (m1 * x + b1).clamp(min=0) + (m2 * x + b2).clamp_min(0)
+
+
+@CATALOG.alternative("double_relu")
+def double_relu_casts_to_float32(m1, b1, m2, b2, x):
+    """The lesson never promises to keep the input's dtype: a float32 result of the right values is correct."""
+    return (gd.rectified_linear(m1, b1, x) + gd.rectified_linear(m2, b2, x)).float()
 
 
 @CATALOG.alternative("apply_step")

@@ -8,8 +8,12 @@ import torch
 import torch.nn.functional as F
 
 from autograder.reference import gradient_descent as gd
+from autograder.reference import linear_regression as lr_ref
 
 from catalog import Catalog
+
+x, y = lr_ref.lesson_data()
+"""The notebook's globals, as a mutant that reads them instead of its arguments sees them."""
 
 pytestmark = pytest.mark.linear_regression
 
@@ -94,6 +98,47 @@ def update_forgot_lr(a, x, y, lr):
     return loss
 
 
+@CATALOG.mutant("update", "return the loss as a 0-d tensor")
+def update_returns_python_float(a, x, y, lr):
+    loss = gd.mse(x @ a, y)
+    loss.backward()
+    with torch.no_grad():
+        a -= a.grad * lr
+        a.grad.zero_()
+    return loss.item()
+
+
+@CATALOG.mutant("update", "used the notebook's globals `x` and `y` instead of its arguments")
+def update_reads_global_data(a, xs, ys, lr):
+    loss = gd.mse(x @ a, y)
+    loss.backward()
+    with torch.no_grad():
+        a.sub_(lr * a.grad)
+        a.grad.zero_()
+    return loss
+
+
+@CATALOG.mutant("update", "used the notebook's global `y` instead of its argument")
+def update_reads_global_y(a, xs, ys, lr):
+    loss = gd.mse(xs @ a, y)
+    loss.backward()
+    with torch.no_grad():
+        a.sub_(lr * a.grad)
+        a.grad.zero_()
+    return loss
+
+
+@CATALOG.mutant("update", "changed its input y in place")
+def update_subtracts_from_y_in_place(a, x, y, lr):
+    y -= x @ a  # y now holds the errors: the caller's y is overwritten
+    loss = (y**2).mean()
+    loss.backward()
+    with torch.no_grad():
+        a.sub_(lr * a.grad)
+        a.grad.zero_()
+    return loss
+
+
 # ==== alternatives =================================================================================
 
 @CATALOG.alternative("update")
@@ -125,16 +170,6 @@ def update_elementwise_prediction(a, x, y, lr):
         a.sub_(a.grad * lr)
     a.grad = None
     return loss.detach()
-
-
-@CATALOG.alternative("update")
-def update_returns_python_float(a, x, y, lr):
-    loss = gd.mse(x @ a, y)
-    loss.backward()
-    with torch.no_grad():
-        a -= a.grad * lr
-        a.grad.zero_()
-    return loss.item()
 
 
 test_mutant_loses_points_with_its_own_named_mistake, test_alternative_passes_every_check = CATALOG.tests()
