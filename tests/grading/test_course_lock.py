@@ -238,3 +238,31 @@ def test_two_grade_runs_on_one_course_lose_and_duplicate_nothing(tmp_path, mnist
         assert sum(cell.score for cell in cell_grades(course, ASSIGNMENT, student)) == score, student
         assert results[student].score == score
     assert lock_path(course).read_text() == "", "the lock is free after both runs"
+
+
+def test_release_waits_for_the_course_lock_before_writing(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from autograder import cli, release
+
+    (tmp_path / "nbgrader_config.py").write_text("")
+    (tmp_path / "source").mkdir()
+    written = []
+    monkeypatch.setattr(release, "regenerate_release", lambda root, only: written.append(time.monotonic()) or [])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        outcome = {}
+        worker = threading.Thread(target=lambda: outcome.setdefault("result", CliRunner().invoke(cli.main, ["release", "--course", str(tmp_path)])))
+        worker.start()
+        time.sleep(1.5)
+        assert written == [], "release wrote while another process held the course's lock"
+        released = time.monotonic()
+        holder.stdin.close()
+        holder.wait(timeout=30)
+        worker.join(timeout=60)
+    finally:
+        holder.kill()
+    assert outcome["result"].exit_code == 0, outcome["result"].output
+    assert "waiting for it to finish" in outcome["result"].output
+    assert len(written) == 1 and written[0] >= released
