@@ -302,3 +302,41 @@ def test_the_limits_become_prlimit_options():
 def test_cgroup_delegation_is_reported_with_its_reason():
     found = namespaces.cgroup_delegation()
     assert found.usable or found.reason
+
+
+def test_a_process_that_joins_a_holder_sees_only_the_sandbox_and_has_no_capabilities(tmp_path):
+    """What the kernel gets from ``join_and_fork``: the sandbox's filesystem, its own PID namespace, no capabilities."""
+    import json
+
+    if not namespaces.probe().available:
+        pytest.skip(f"no namespace sandbox here: {namespaces.probe().reason}")
+    course = tmp_path / "course"
+    course.mkdir()
+    (course / "gradebook.db").write_text("SQLite format 3")
+    (tmp_path / "outside.txt").write_text("not bound")
+    work = tmp_path / "work"
+    work.mkdir()
+    holder = namespaces.Holder.start(namespaces.Mounts(namespaces.python_paths(), str(work), forbidden=[str(course)]))
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the forked process
+            code = 3
+            try:
+                namespaces.join_and_fork(holder.pid)
+                status = open("/proc/self/status").read()
+                capabilities = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff"))
+                view = {"capabilities": capabilities, "course": os.path.exists(str(course)), "pid": os.getpid(),
+                        "outside": os.path.exists(str(tmp_path / "outside.txt"))}
+                (work / "view.json").write_text(json.dumps(view))
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        holder.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+    view = json.loads((work / "view.json").read_text())
+    assert int(view["capabilities"], 16) == 0, view
+    assert view["course"] is False, "the course is in the joined process's filesystem"
+    assert view["pid"] < 10, f"not in a PID namespace of its own: pid {view['pid']}"
+    assert view["outside"] is False, "a file beside the course, never bound, is in the joined process's filesystem"
