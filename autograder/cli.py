@@ -335,13 +335,7 @@ def demo_command(course: Path | None, data: Path | None, assignment: str, into: 
     console.print(f"demo course: {demo_root}")
     for student, what in described.items():
         console.print(f"  {student:10s} {what}")
-    from autograder.grading.pipeline import no_sandbox_reason
-
-    unsandboxed = no_sandbox_reason()
-    if unsandboxed is not None:  # the demo grades its own made-up submissions: nothing hostile to contain
-        console.print(f"no namespace sandbox here ({unsandboxed}): grading the demo's own submissions without one")
-    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None),
-                      unsafe_no_sandbox=unsandboxed is not None)
+    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None))
     written = run_exports(demo_root, assignment)
     pages = run_feedback(demo_root, assignment)
     console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")

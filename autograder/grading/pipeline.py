@@ -197,22 +197,16 @@ def sandbox_support(options: GradeOptions) -> Limits:
     """
     from dataclasses import replace
 
-    if options.executor != "local":  # each Dask worker builds its sandboxes; one that cannot is a grader_error
-        return replace(options.limits, isolate=not options.unsafe_no_sandbox)
-    reason = no_sandbox_reason()
-    if reason is None:
-        return replace(options.limits, isolate=True)
-    if not options.unsafe_no_sandbox:
-        raise GradingError(NO_SANDBOX.format(reason=reason))
-    return replace(options.limits, isolate=False)
-
-
-def no_sandbox_reason() -> str | None:
-    """Why no namespace sandbox can be made for a kernel here, or None when one can."""
     from autograder.grading.sandbox import layout, namespaces
 
+    if options.executor != "local":  # each Dask worker builds its sandboxes; one that cannot is a grader_error
+        return replace(options.limits, isolate=not options.unsafe_no_sandbox)
     support = namespaces.probe(run_as=layout.sandbox_user(), read_only=namespaces.python_paths())
-    return None if support.available else support.reason
+    if support.available:
+        return replace(options.limits, isolate=True)
+    if not options.unsafe_no_sandbox:
+        raise GradingError(NO_SANDBOX.format(reason=support.reason))
+    return replace(options.limits, isolate=False)
 
 
 def register_assignment(course_root: Path, assignment: str, work: Path) -> None:

@@ -48,22 +48,3 @@ def test_the_refusal_is_checked_before_anything_is_staged():
     source = pipeline.grade.__code__.co_names
     assert source.index("preflight") < source.index("sandbox_support") < source.index("collect")
 
-
-def test_the_demo_grades_its_own_submissions_without_a_sandbox_and_says_so(monkeypatch, tmp_path):
-    from click.testing import CliRunner
-
-    from autograder import cli
-    from autograder.grading import demo
-
-    graded = []
-    monkeypatch.setattr(pipeline, "no_sandbox_reason", lambda: "bwrap is not installed")
-    monkeypatch.setattr(cli, "_provision_offline", lambda data, assignments: None)
-    monkeypatch.setattr(demo, "run_demo_course", lambda root, assignment, into: {})
-    def run_grade(*args, **kwargs):
-        graded.append(kwargs)
-        raise RuntimeError("graded")
-
-    monkeypatch.setattr(cli, "run_grade", run_grade)
-    result = CliRunner().invoke(cli.main, ["demo", "--into", str(tmp_path / "demo")])
-    assert "no namespace sandbox here (bwrap is not installed)" in result.output
-    assert graded == [{"unsafe_no_sandbox": True}]
