@@ -202,8 +202,7 @@ def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int |
 
 
 def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits,
-              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True,
-              unsafe_no_sandbox: bool = False):
+              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True):
     """Grade with a progress bar and print the summary; returns the batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -211,7 +210,7 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
     from autograder.grading.summary import summary
 
     options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler, students=tuple(students),
-                           wait_for_lock=wait, unsafe_no_sandbox=unsafe_no_sandbox)
+                           wait_for_lock=wait)
     if jobs:
         options.jobs = jobs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -242,11 +241,8 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
               help="Dask scheduler address for --executor dask, e.g. tcp://scheduler:8786 [env: DASK_SCHEDULER_ADDRESS].")
 @click.option("--no-wait", "no_wait", is_flag=True,
               help="When another `autograder grade` is writing to this course, exit at once (code 2) instead of waiting for it.")
-@click.option("--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True,
-              help="Grade even where no namespace sandbox (bubblewrap) can be made: student code is then held back by the audit "
-                   "hook alone, and its native code can read the reference and the gradebook. Only for a cohort you trust.")
 def grade_command(assignment, course, data, source, jobs, force, students, cell_timeout, cpu_limit, memory_limit, output_limit, executor,
-                  scheduler, no_wait=False, unsafe_no_sandbox=False) -> None:
+                  scheduler, no_wait=False) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
     from autograder.grading.course_lock import CourseLocked
     from autograder.grading.pipeline import GradingError
@@ -257,7 +253,7 @@ def grade_command(assignment, course, data, source, jobs, force, students, cell_
     _provision_offline(data, [assignment])
     try:
         batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler,
-                          students, wait=not no_wait, unsafe_no_sandbox=unsafe_no_sandbox)
+                          students, wait=not no_wait)
     except (GradingError, CourseError, CourseLocked) as error:
         _fail(str(error))
     if not batch.all_gradable:

@@ -65,8 +65,6 @@ class Limits:
             cores // jobs so that parallel kernels do not fight over the cores.
         output_mb: MiB the notebook may print, and MiB of files it may write in its folder.
         processes: processes the submission may run at once (kernel, grading and checker processes included).
-        isolate: run each kernel in a namespace sandbox of its own (``layout.build_sandbox``); False only with
-            ``--unsafe-no-sandbox``.
     """
 
     cell_timeout: int = 300
@@ -76,7 +74,6 @@ class Limits:
     threads: int = 0
     output_mb: int = 64
     processes: int = 64
-    isolate: bool = True
 
 
 @dataclass(frozen=True)
@@ -336,13 +333,11 @@ def forked_kernel(sandbox: layout.Sandbox) -> psutil.Process | None:
 
 
 def kill_forked_kernel(sandbox: layout.Sandbox) -> None:
-    """Kill the sandbox's forked kernel, if any, and whatever is left in its session and its namespace sandbox."""
+    """Kill the sandbox's forked kernel, if any, and whatever is left in its session."""
     kernel = forked_kernel(sandbox)
     if kernel is not None:
         _kill(_tree(kernel))
         _kill_session(kernel.pid)
-    if sandbox.holder is not None:
-        sandbox.holder.close()
 
 
 def _watch(
@@ -412,7 +407,7 @@ def execute_submission(
         course = _scratch(template_db, course_root, assignment, student, submitted, work)
         sandbox = layout.build_sandbox(
             work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20,
-            warm.fork_socket if warm is not None else None, limits.isolate,
+            warm.fork_socket if warm is not None else None,
         )
     else:
         work, sandbox = spare.work, spare.sandbox

@@ -562,28 +562,3 @@ def test_no_process_escapes_the_grader(batch):
 
 def test_no_process_is_left_after_the_batch(batch):
     assert not batch.watch.leftovers, "still running after the grader exited:\n" + "\n".join(list(batch.watch.leftovers.values())[:10])
-
-
-NATIVE_SECRETS = ("SQLite format 3", "BEGIN SOLUTION")
-
-
-def _outputs_of(found: Batch, student: str) -> str:
-    executed = sorted((found.ctx.course / "autograded" / student / ASSIGNMENT).glob("*.ipynb"))
-    return "".join(executed[0].read_text(errors="replace") if executed else "") + found.raw_results.get(student, "")
-
-
-@pytest.mark.skipif("native_read" not in BY_NAME, reason="native_read not in this batch")
-def test_native_code_reads_nothing_of_the_reference_the_gradebook_or_source(batch):
-    reference = (REPO_ROOT / "autograder" / "reference" / "gradient_descent.py").read_bytes()[:120].decode("latin-1")
-    outputs = _outputs_of(batch, "native_read")
-    assert "torch.from_file" in outputs  # the attack ran
-    for secret in (*NATIVE_SECRETS, json.dumps(reference)[1:60]):
-        assert secret not in outputs
-
-
-@pytest.mark.skipif("native_connect" not in BY_NAME, reason="native_connect not in this batch")
-def test_native_code_cannot_reach_a_loopback_listener_of_the_grader(batch):
-    from adversarial import loopback_listener
-
-    assert "no connection" in _outputs_of(batch, "native_connect")
-    assert loopback_listener()["connections"] == []

@@ -65,19 +65,6 @@ def _load_module(path: str, name: str) -> types.ModuleType:
     return module
 
 
-NAMESPACES_MODULE = "autograder_sandbox_namespaces"
-
-
-def load_namespaces() -> types.ModuleType:
-    """``namespaces.py`` (standalone too), loaded once per process (the fork server loads it before forking)."""
-    if NAMESPACES_MODULE not in sys.modules:
-        spec = importlib.util.spec_from_file_location(NAMESPACES_MODULE, os.path.join(os.path.dirname(os.path.abspath(__file__)), "namespaces.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[NAMESPACES_MODULE] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    return sys.modules[NAMESPACES_MODULE]
-
-
 def _load_peer(path: str) -> types.ModuleType:
     return _load_module(path, "autograder_sandbox_peer")
 
@@ -347,59 +334,14 @@ def _without_debugger() -> None:
     sys.modules.setdefault("debugpy", None)  # type: ignore[assignment]
 
 
-CONNECTION_COPY = ".connection.json"
-
-
-def enter_sandbox(config: dict, kernel_argv: list[str], keep_fds: list[int]) -> tuple[list[str], int, types.ModuleType]:
-    """Join the submission's namespace sandbox (``config["holder_pid"]``), as the kernel's first step.
-
-    What the kernel needs from outside is taken first: the refusal log (opened; its folder is not in the
-    sandbox), the channel's ``peer`` module (loaded; the ``autograder`` package is not in the sandbox) and the
-    connection file (copied into the kernel's folder, readable by the kernel's user). Then this process joins the
-    sandbox and forks (``namespaces.join_and_fork``): it stays outside as the waiter, and the child returns.
-    Call in a single-threaded process.
-
-    Returns:
-        IPKernelApp's arguments (naming the copied connection file), the refusal log's descriptor, the peer module.
-    """
-    namespaces = load_namespaces()
-    log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    peer_module = _load_peer(config["peer"])
-    run_as = (int(config["uid"]), int(config["gid"])) if config.get("uid") is not None and os.geteuid() == 0 else None
-    kernel_argv = list(kernel_argv)
-    if "-f" in kernel_argv[:-1]:
-        index = kernel_argv.index("-f") + 1
-        with open(kernel_argv[index]) as handle:
-            connection = handle.read()
-        copy = os.path.join(config["scratch"], CONNECTION_COPY)
-        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(connection)
-        if run_as is not None:
-            os.chown(copy, *run_as, follow_symlinks=False)
-        kernel_argv[index] = copy
-    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(config["scratch"], ".jupyter-runtime")
-    namespaces.join_and_fork(int(config["holder_pid"]), run_as, [*keep_fds, log_fd])
-    if run_as is not None:
-        processes = int(config["max_processes"])
-        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
-    return kernel_argv, log_fd, peer_module
-
-
-def boot(config: dict, kernel_argv: list[str], joined: tuple[int, types.ModuleType] | None = None) -> None:
-    """Steps 1 to 6 of the module docstring in this process; ``kernel_argv`` are IPKernelApp's arguments.
-
-    ``joined``: the refusal log's descriptor and the peer module, when ``enter_sandbox`` took them.
-    """
+def boot(config: dict, kernel_argv: list[str]) -> None:
+    """Steps 1 to 6 of the module docstring in this process; ``kernel_argv`` are IPKernelApp's arguments."""
     _limit_resources(config)
     os.chdir(config["scratch"])
-    if joined is not None:
-        log_fd, peer_module = joined
-    else:
-        log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        peer_module = _load_peer(config["peer"])
+    log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     for name in config.get("preload", []):
         importlib.import_module(name)
+    peer_module = _load_peer(config["peer"])
     _install_shims(config["socket"], peer_module, log_fd)
     _without_debugger()
     from ipykernel.kernelapp import IPKernelApp
@@ -423,11 +365,7 @@ def main() -> None:
         if forks.run_forked(config, config_path, kernel_argv):
             return
     del sys.argv[1]
-    joined = None
-    if config.get("holder_pid"):
-        kernel_argv, log_fd, peer_module = enter_sandbox(config, kernel_argv, [])
-        joined = (log_fd, peer_module)
-    boot(config, kernel_argv, joined)
+    boot(config, kernel_argv)
 
 if __name__ == "__main__":
     main()

@@ -10,14 +10,7 @@ Inside the submission's work folder::
     course/     the scratch nbgrader course (gradebook with hidden tests: never readable by the kernel)
 
 The checker's Unix socket lives in a folder of its own with a short path under ``/tmp`` (``Sandbox.channel``,
-removed after the submission), since a socket's path may have at most 107 bytes; so do the kernel's ZMQ sockets
-(``channel/ipc/``, written by the kernel).
-
-With ``isolate``, the kernel also runs in a namespace sandbox that bubblewrap builds for the submission
-(``namespaces.Holder``): its filesystem holds the Python installation, the MNIST sample, matplotlib's cache
-(read-only), ``kernel/`` (its one writable folder) and the channel, nothing else; no network, its own PID, IPC
-and UTS namespaces, a private ``/tmp``, no capabilities. The kernel, forked from the fork server, joins it
-before any student code runs (``kernel_boot.enter_sandbox``).
+removed after the submission), since a socket's path may have at most 107 bytes.
 """
 
 from __future__ import annotations
@@ -37,9 +30,7 @@ from pathlib import Path
 
 import autograder
 from autograder.grading.sandbox import checker as checker_module
-from autograder.grading.nbgrader_worker import KERNEL_IPC_ENV
-from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer
-from autograder.grading.sandbox.lifetime import die_with_parent
+from autograder.grading.sandbox import kernel_boot, kernel_forks, peer
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
@@ -66,8 +57,6 @@ class Sandbox:
     checker_config: Path
     env: dict[str, str]
     uid: int | None
-    holder: namespaces.Holder | None = None
-    """The namespace sandbox's placeholder (None without ``isolate``); closing it ends every process in it."""
 
 
 def _readable_by_others(path: Path) -> bool:
@@ -211,38 +200,8 @@ def fork_server_env(shared: Path, threads: int) -> dict[str, str]:
     return env
 
 
-def _hidden_parts(course_root: Path, work: Path, bound: list[str]) -> tuple[list[str], list[str]]:
-    """(forbidden, hidden) for the kernel's namespace sandbox.
-
-    Forbidden (never bound, nor any folder holding them): every entry of the course except one that holds a bound
-    path (a virtual environment in the course folder), the submission's scratch course, private files and kernel
-    spec. Hidden (covered by an empty read-only folder): the ``autograder`` package (reference and checks) when it
-    lies inside a bound folder (installed into site-packages); else it is forbidden too.
-    """
-    def holds_bound(path: Path) -> bool:
-        real = os.path.realpath(path)
-        return any(os.path.realpath(b) == real or os.path.realpath(b).startswith(real.rstrip("/") + "/") for b in bound)
-
-    course = course_root.resolve()
-    forbidden = [str(entry) for entry in course.iterdir() if not holds_bound(entry)]
-    forbidden += [str(work / "course"), str(work / "private"), str(work / "jupyter")]
-    package = Path(autograder.__file__).parent.resolve()
-    inside_bound = any(str(package).startswith(os.path.realpath(b).rstrip("/") + "/") for b in bound)
-    return (forbidden, [str(package)]) if inside_bound else ([*forbidden, str(package)], [])
-
-
-def _start_holder(kernel: Path, channel: Path, data: Path | None, matplotlib_folder: Path, course_root: Path, work: Path,
-                  run_as: tuple[int, int] | None) -> namespaces.Holder:
-    read_only = [*namespaces.python_paths(), str(matplotlib_folder), *([str(data)] if data is not None else [])]
-    forbidden, hidden = _hidden_parts(course_root, work, read_only)
-    mounts = namespaces.Mounts(read_only, str(kernel), shared=[str(channel)], forbidden=forbidden, hidden=hidden, run_as=run_as)
-    parent = os.getpid()
-    return namespaces.Holder.start(mounts, preexec_fn=lambda: die_with_parent(parent))
-
-
 def build_sandbox(
     work: Path, course_root: Path, points: dict[str, float], threads: int, output_bytes: int = 64 * 2**20, fork_server: Path | None = None,
-    isolate: bool = False,
 ) -> Sandbox:
     """Create the sandbox folders and configuration for one submission under ``work``.
 
@@ -255,10 +214,6 @@ def build_sandbox(
         fork_server: the socket of the batch's ``kernel_forks`` server, which then forks the kernel (it
             writes the kernel's pid to ``Sandbox.kernel_pid``, and how it ended to ``Sandbox.kernel_exit``); None:
             the kernel boots on its own.
-        isolate: run the kernel in a namespace sandbox of its own (see the module docstring).
-
-    Raises:
-        OSError: ``isolate`` and bubblewrap could not build the sandbox.
     """
     user = sandbox_user()
     kernel, private, channel = work / "kernel", work / "private", channel_folder()
@@ -269,10 +224,6 @@ def build_sandbox(
             folder.chmod(folder.stat().st_mode | 0o711)
     private.chmod(0o700)
     channel.chmod(0o711)
-    ipc = channel / "ipc"
-    ipc.mkdir(mode=0o700)
-    if user is not None:
-        os.chown(ipc, *user)
     shared = work.parent / SHARED
     data = stage_data(shared, hard_links=user is not None)
     matplotlib_folder = stage_matplotlib(shared)
@@ -305,7 +256,6 @@ def build_sandbox(
         "preload": list(PRELOAD),
         "uid": user[0] if user else None,
         "gid": user[1] if user else None,
-        "holder_pid": None,
     }))
     if user is not None:
         for folder, dirs, files in os.walk(kernel):
@@ -314,15 +264,8 @@ def build_sandbox(
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
-    env[KERNEL_IPC_ENV] = str(ipc / "k")
-    holder = None
-    if isolate:
-        holder = _start_holder(kernel, channel, data, matplotlib_folder, course_root, work, user)
-        config = json.loads(boot_config.read_text())
-        config["holder_pid"] = holder.pid
-        boot_config.write_text(json.dumps(config))
     return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, kernel_exit, checker_config, env,
-                   user[0] if user else None, holder)
+                   user[0] if user else None)
 
 
 def violations(sandbox: Sandbox) -> list[str]:
