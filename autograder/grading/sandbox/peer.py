@@ -595,9 +595,9 @@ class Peer:
             answer["value"] = self.encode(result, reply_buffers, {"outputs": outputs})
             if op != "backward" and outputs and torch.is_grad_enabled():
                 answer["graph"] = self._keep_graph(outputs, scope["differentiable"])
-        except ChannelError:
-            raise
-        except BaseException as error:  # noqa: BLE001 - whatever the code raised is reported to the caller
+        except (ChannelError, KeyboardInterrupt, SystemExit):
+            raise  # an interrupt (the cell's time limit) ends the whole call here, as it would without the channel
+        except BaseException as error:  # noqa: BLE001 - whatever else the code raised is reported to the caller
             reply_buffers = []
             answer = {"re": header.get("id"), "op": "raise", "type": type(error).__name__, "message": str(error)[:2000]}
         answer["writeback"] = [
