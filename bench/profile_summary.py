@@ -38,7 +38,7 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("nbgrader's own steps (sanitize, gradebook, write)", ("",)),
     ],
     "checker": [
-        ("hidden checks: train_model training on the real sample", ("training_curves (",)),
+        ("hidden checks: train_model training on the real sample", ("calibrated_run (",)),
         ("hidden checks: the other checks (pytest, hypothesis, calls into the kernel)", ("run_checks (",)),
         ("imports (torch, autograder.checks)", ("_find_and_load",)),
         ("waiting for the notebook's test cells", ("",)),
