@@ -202,7 +202,8 @@ def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int |
 
 
 def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits,
-              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True):
+              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True,
+              unsafe_no_sandbox: bool = False):
     """Grade with a progress bar and print the summary; returns the batch."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -210,7 +211,7 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
     from autograder.grading.summary import summary
 
     options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler, students=tuple(students),
-                           wait_for_lock=wait)
+                           wait_for_lock=wait, unsafe_no_sandbox=unsafe_no_sandbox)
     if jobs:
         options.jobs = jobs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
@@ -241,8 +242,11 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
               help="Dask scheduler address for --executor dask, e.g. tcp://scheduler:8786 [env: DASK_SCHEDULER_ADDRESS].")
 @click.option("--no-wait", "no_wait", is_flag=True,
               help="When another `autograder grade` is writing to this course, exit at once (code 2) instead of waiting for it.")
+@click.option("--unsafe-no-sandbox", "unsafe_no_sandbox", is_flag=True,
+              help="Grade without the namespace sandbox (bubblewrap), e.g. where none can be made: student code is then held back by "
+                   "the audit hook alone, and its native code can read the reference and the gradebook. Only for a cohort you trust.")
 def grade_command(assignment, course, data, source, jobs, force, students, cell_timeout, cpu_limit, memory_limit, output_limit, executor,
-                  scheduler, no_wait=False) -> None:
+                  scheduler, no_wait=False, unsafe_no_sandbox=False) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
     from autograder.grading.course_lock import CourseLocked
     from autograder.grading.pipeline import GradingError
@@ -253,7 +257,7 @@ def grade_command(assignment, course, data, source, jobs, force, students, cell_
     _provision_offline(data, [assignment])
     try:
         batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler,
-                          students, wait=not no_wait)
+                          students, wait=not no_wait, unsafe_no_sandbox=unsafe_no_sandbox)
     except (GradingError, CourseError, CourseLocked) as error:
         _fail(str(error))
     if not batch.all_gradable:
@@ -331,7 +335,13 @@ def demo_command(course: Path | None, data: Path | None, assignment: str, into: 
     console.print(f"demo course: {demo_root}")
     for student, what in described.items():
         console.print(f"  {student:10s} {what}")
-    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None))
+    from autograder.grading.pipeline import no_sandbox_reason
+
+    unsandboxed = no_sandbox_reason()
+    if unsandboxed is not None:  # the demo grades its own made-up submissions: nothing hostile to contain
+        console.print(f"no namespace sandbox here ({unsandboxed}): grading the demo's own submissions without one")
+    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None),
+                      unsafe_no_sandbox=unsandboxed is not None)
     written = run_exports(demo_root, assignment)
     pages = run_feedback(demo_root, assignment)
     console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")

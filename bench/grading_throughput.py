@@ -16,6 +16,8 @@ In one run on one machine it
      out the cells after the notebook's last graded cell (no score depends on them);
    - ``j1_all`` and ``j2_all``: the same in a course that sets ``GradingExecute.run_trailing_cells``, so that
      every cell runs, as in the bare and nbgrader rows;
+   - ``j1_unsafe`` and ``j2_unsafe``: the same as ``j1`` and ``j2`` with ``--unsafe-no-sandbox``: kernels without the
+     namespace sandbox, to measure what the sandbox costs per submission;
    - ``dask`` and ``local_j2`` (only where ``autograder grade`` has ``--executor`` and dask is installed):
      the same submissions on a two-worker ``dask.distributed.LocalCluster`` against ``--executor local -j 2``;
 3. times the reference training (``autograder.reference``) against the fastbook-style loop (a PyTorch
@@ -70,8 +72,9 @@ BARS = {
 }
 DASK_COURSE, DASK_MINUTES = 5000, 30
 EVERY_CELL = "\nc.GradingExecute.run_trailing_cells = True  # the *_all rows: every cell, as bare execution and nbgrader\n"
+UNSAFE = ["--unsafe-no-sandbox"]
 
-ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "local_j2", "dask")
+ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe", "local_j2", "dask")
 ROW_LABELS = {
     "bare": "bare execution (nbclient, serial)",
     "nbgrader": "nbgrader autograde (serial)",
@@ -79,6 +82,8 @@ ROW_LABELS = {
     "j2": "autograder grade -j 2",
     "j1_all": "autograder grade -j 1, every cell run",
     "j2_all": "autograder grade -j 2, every cell run",
+    "j1_unsafe": "autograder grade -j 1 --unsafe-no-sandbox",
+    "j2_unsafe": "autograder grade -j 2 --unsafe-no-sandbox",
     "local_j2": "autograder grade --executor local -j 2",
     "dask": "autograder grade --executor dask (2 workers)",
 }
@@ -89,6 +94,8 @@ LATENCY_MEANING = {
     "j2": "the worker's wall time for one submission (`seconds` in its result)",
     "j1_all": "the worker's wall time for one submission (`seconds` in its result)",
     "j2_all": "the worker's wall time for one submission (`seconds` in its result)",
+    "j1_unsafe": "the worker's wall time for one submission (`seconds` in its result)",
+    "j2_unsafe": "the worker's wall time for one submission (`seconds` in its result)",
     "local_j2": "the worker's wall time for one submission (`seconds` in its result)",
     "dask": "the worker's wall time for one submission (`seconds` in its result)",
 }
@@ -115,7 +122,7 @@ class Row:
     """One measured way of getting N submissions through.
 
     Attributes:
-        key: ``bare``, ``nbgrader``, ``j1``, ``j2``, ``local_j2`` or ``dask``.
+        key: ``bare``, ``nbgrader``, ``j1``, ``j2``, ``j1_all``, ``j2_all``, ``j1_unsafe``, ``j2_unsafe``, ``local_j2`` or ``dask``.
         command: the command that was timed (temporary paths shown as ``$WORK``).
         wall: seconds from start to the last submission done, the whole command included.
         latencies: seconds per submission (see ``LATENCY_MEANING``).
@@ -792,6 +799,7 @@ class Bar:
 
 
 def ratios(bench: Bench) -> dict[str, float]:
+    """The rows compared: times ("x"), except the keys ending in ``_s``, differences in seconds (``ratio_text``)."""
     rows, out = bench.rows, {}
     if "j2" in rows and "nbgrader" in rows:
         out["j2_vs_nbgrader_throughput"] = rows["j2"].throughput / rows["nbgrader"].throughput
@@ -806,6 +814,10 @@ def ratios(bench: Bench) -> dict[str, float]:
         out["j2_vs_j1_throughput"] = rows["j2"].throughput / rows["j1"].throughput
     if "j2" in rows and "j2_all" in rows:
         out["j2_vs_j2_all_throughput"] = rows["j2"].throughput / rows["j2_all"].throughput
+    if "j1" in rows and "j1_unsafe" in rows:
+        out["sandbox_cost_j1_median_s"] = rows["j1"].median - rows["j1_unsafe"].median
+    if "j2" in rows and "j2_unsafe" in rows:
+        out["j2_vs_j2_unsafe_throughput"] = rows["j2"].throughput / rows["j2_unsafe"].throughput
     if "nbgrader" in rows and "bare" in rows:
         out["nbgrader_vs_bare_wall"] = rows["nbgrader"].wall / rows["bare"].wall
     if bench.training:
@@ -873,6 +885,11 @@ def bars(bench: Bench) -> list[Bar]:
 
 
 # ----------------------------------------------------------------------------------------------- report
+
+
+def ratio_text(key: str, value: float) -> str:
+    """A ratio as ``1.23x``; a difference in seconds (key ending in ``_s``) as ``+1.23 s``."""
+    return f"{value:+.2f} s" if key.endswith("_s") else f"{value:.2f}x"
 
 
 def _mb(value: float) -> str:
@@ -951,7 +968,7 @@ def markdown(bench: Bench, manual: str | None) -> str:
         " sampled every 0.2 s; shared libraries and pages shared with the fork server count in every process, as in `--memory-limit`.")
     if "nbgrader" in bench.rows and "j1" in bench.rows:
         same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < 1e-6
-                   for k in ("j1", "j2", "j1_all", "j2_all") if k in bench.rows for s in bench.mix)
+                   for k in ("j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe") if k in bench.rows for s in bench.mix)
         add(f"Scores of `autograder grade` equal those of `nbgrader autograde` for every student: {'yes' if same else 'NO'}.")
     statuses = {k: r.statuses for k, r in bench.rows.items() if r.statuses}
     if statuses:
@@ -968,6 +985,9 @@ def markdown(bench: Bench, manual: str | None) -> str:
         "j1_all_vs_bare_wall": "`-j 1`, every cell run, vs bare execution (wall time)",
         "j2_vs_j1_throughput": "`-j 2` vs `-j 1` (throughput)",
         "j2_vs_j2_all_throughput": "`-j 2` vs `-j 2` with every cell run (throughput): what leaving out the trailing cells gives",
+        "sandbox_cost_j1_median_s": "what the namespace sandbox costs per submission at `-j 1`: median of `-j 1` minus median of"
+                                    " `-j 1 --unsafe-no-sandbox` (seconds)",
+        "j2_vs_j2_unsafe_throughput": "`-j 2` vs `-j 2 --unsafe-no-sandbox` (throughput): below 1 by what the sandbox costs",
         "nbgrader_vs_bare_wall": "serial nbgrader vs bare execution (wall time)",
         "fastbook_vs_reference_training": "fastbook loop vs reference loop (seconds to the same accuracy)",
         "dask_vs_local_wall": "`--executor dask` vs `--executor local -j 2` (wall time)",
@@ -976,7 +996,7 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add("| --- | ---: |")
     for key, name in names.items():
         if key in r:
-            add(f"| {name} | {r[key]:.2f}x |")
+            add(f"| {name} | {ratio_text(key, r[key])} |")
     add("")
     add("## Reference training vs the fastbook loop")
     add("")
@@ -1099,7 +1119,7 @@ def print_tables(bench: Bench) -> None:
         table.add_row(bar.name, bar.measured, bar.bar, f"[{style}]{bar.verdict}[/]")
     console.print(table)
     r = ratios(bench)
-    console.print("ratios: " + ", ".join(f"{k} {v:.2f}x" for k, v in r.items()))
+    console.print("ratios: " + ", ".join(f"{k} {ratio_text(k, v)}" for k, v in r.items()))
     if "dask" in bench.notes and "dask" not in bench.rows:
         console.print(f"dask row {bench.notes['dask']}")
 
@@ -1107,7 +1127,7 @@ def print_tables(bench: Bench) -> None:
 # ----------------------------------------------------------------------------------------------- main
 
 
-ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "dask")
+ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe", "dask")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -1164,6 +1184,8 @@ def run(args: argparse.Namespace, argv: list[str]) -> Bench:
             ("j2", lambda: bench.rows.__setitem__("j2", run_autograder(ctx, "j2", ["-j", "2"]))),
             ("j1_all", lambda: bench.rows.__setitem__("j1_all", run_autograder(ctx, "j1_all", ["-j", "1"], every_cell=True))),
             ("j2_all", lambda: bench.rows.__setitem__("j2_all", run_autograder(ctx, "j2_all", ["-j", "2"], every_cell=True))),
+            ("j1_unsafe", lambda: bench.rows.__setitem__("j1_unsafe", run_autograder(ctx, "j1_unsafe", ["-j", "1", *UNSAFE]))),
+            ("j2_unsafe", lambda: bench.rows.__setitem__("j2_unsafe", run_autograder(ctx, "j2_unsafe", ["-j", "2", *UNSAFE]))),
         ]
         for key, step in steps:
             if key in args.rows:

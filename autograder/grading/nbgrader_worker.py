@@ -14,6 +14,7 @@ standard input (the grader closed it: no more submissions) ends the process and 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -24,6 +25,16 @@ READY_FLAG = "--ready"
 JOB_FIELDS = ("course", "assignment", "student", "cell_timeout", "max_output_bytes")
 HISTORY_IN_MEMORY = "--HistoryManager.hist_file=:memory:"
 """The argument nbclient gives the kernels it starts (no history database); a kernel started ahead gets it too."""
+KERNEL_IPC_ENV = "AUTOGRADER_KERNEL_IPC"
+"""Where the kernel's ZMQ sockets are made (``ipc`` transport, Unix sockets named ``<this>-<port>``): a kernel in a
+network namespace of its own has a loopback of its own, so TCP on 127.0.0.1 would not reach it; a Unix socket
+in a folder bound into its sandbox does."""
+
+
+def kernel_transport() -> dict[str, str]:
+    """The kernel manager's ``transport`` and ``ip``: Unix sockets under ``$AUTOGRADER_KERNEL_IPC`` when set, else TCP."""
+    path = os.environ.get(KERNEL_IPC_ENV)
+    return {"transport": "ipc", "ip": path} if path else {}
 
 
 AUTOGRADE_PREPROCESSORS = [
@@ -53,6 +64,7 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
                 "Execute": {"timeout": cell_timeout, "interrupt_on_timeout": True, "shutdown_kernel": "immediate"},
                 "GradingExecute": {"max_output_bytes": max_output_bytes},
                 "Autograde": {"autograde_preprocessors": AUTOGRADE_PREPROCESSORS},
+                "KernelManager": kernel_transport(),
             })
             result = api.autograde(assignment, student, force=True, create=True)
     finally:
@@ -102,7 +114,7 @@ def start_kernel() -> Any:
     from jupyter_client.manager import AsyncKernelManager
     from jupyter_core.utils import run_sync
 
-    kernel = AsyncKernelManager(kernel_name="python3")
+    kernel = AsyncKernelManager(kernel_name="python3", **kernel_transport())
     try:
         run_sync(kernel.start_kernel)(extra_arguments=[HISTORY_IN_MEMORY])
     except Exception:  # noqa: BLE001 - a kernel that cannot start ahead is started again, and reported, by nbclient

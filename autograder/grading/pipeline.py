@@ -60,6 +60,9 @@ class GradeOptions:
         scheduler: the Dask scheduler address for ``executor="dask"`` (default: ``$DASK_SCHEDULER_ADDRESS``).
         wait_for_lock: when another `autograder grade` is writing to the course, wait for it to finish (the
             listener gets ("waiting", message) once); False: raise ``course_lock.CourseLocked`` at once.
+        unsafe_no_sandbox: grade without the namespace sandbox, with the audit hook alone (a notebook's native
+            code can then read and write what the kernel's user may). Without it, ``grade`` refuses to start where
+            no sandbox can be made, and says why.
     """
 
     jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
@@ -69,6 +72,7 @@ class GradeOptions:
     executor: Any = "local"
     scheduler: str | None = None
     wait_for_lock: bool = True
+    unsafe_no_sandbox: bool = False
 
 
 Listener = Callable[[str, Any], None]
@@ -178,6 +182,36 @@ def _require_sample(assignment: str) -> None:
         require_sample(assignment)
     except DataError as error:
         raise GradingError(str(error)) from error
+
+
+NO_SANDBOX = ("no namespace sandbox can be made for the notebooks' kernels: {reason}. Without one, a notebook's native code "
+              "(torch.from_file, numpy.fromfile, mmap) can read the reference solution and the gradebook and write into the course. "
+              "Fix that, or grade a cohort you trust with --unsafe-no-sandbox")
+
+
+def sandbox_support(options: GradeOptions) -> Limits:
+    """The batch's limits: every kernel in a namespace sandbox, or none with ``options.unsafe_no_sandbox``.
+
+    Raises:
+        GradingError: no sandbox can be made here (the reason says why) and ``options.unsafe_no_sandbox`` is False.
+    """
+    from dataclasses import replace
+
+    if options.unsafe_no_sandbox:
+        return replace(options.limits, isolate=False)
+    if options.executor == "local":  # each Dask worker builds its own sandboxes; one that cannot is a grader_error
+        reason = no_sandbox_reason()
+        if reason is not None:
+            raise GradingError(NO_SANDBOX.format(reason=reason))
+    return replace(options.limits, isolate=True)
+
+
+def no_sandbox_reason() -> str | None:
+    """Why no namespace sandbox can be made for a kernel here, or None when one can."""
+    from autograder.grading.sandbox import namespaces
+
+    support = namespaces.probe(read_only=namespaces.python_paths())
+    return None if support.available else support.reason
 
 
 def register_assignment(course_root: Path, assignment: str, work: Path) -> None:
@@ -349,6 +383,7 @@ def grade(
     options = options or GradeOptions()
     notify = listener or (lambda kind, payload: None)
     preflight(course_root, assignment)
+    limits = sandbox_support(options)
     try:
         executor = make_executor(options.executor, options.jobs, options.scheduler)
     except ExecutorError as error:
@@ -389,7 +424,7 @@ def grade(
             else:
                 runnable.append(submission)
         try:
-            for submission, execution in executor.execute(course_root, template, assignment, runnable, work / "run", options.limits):
+            for submission, execution in executor.execute(course_root, template, assignment, runnable, work / "run", limits):
                 finish(_record(course_root, assignment, submission, execution, release_nb))
         except ExecutorError as error:
             raise GradingError(str(error)) from error

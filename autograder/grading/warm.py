@@ -181,7 +181,8 @@ class WarmStarts:
     def _start(self, work: Path) -> Spare | None:
         work.mkdir(parents=True)
         limits = self.limits
-        sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20, self.fork_socket)
+        sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20, self.fork_socket,
+                                     limits.isolate, limits.memory_backstop_bytes)
         with open(work / SPARE_LOG, "wb") as log:
             grader = start_module("autograder.grading.nbgrader_worker", [READY_FLAG], work, sandbox.env, log, stdin=subprocess.PIPE,
                                   cpu_seconds=limits.cpu_seconds, forks=self.graders)

@@ -50,6 +50,7 @@ TREE_POLL_EVERY = 5
 OUTPUT_MARKERS = ("OutputLimitExceeded",)
 TIMEOUT_MARKERS = ("CellTimeoutError", "TimeoutError", "Cell execution timed out", "UnresponsiveKernel")
 DEAD_KERNEL_MARKERS = ("DeadKernelError", "Kernel died", "kernel died")
+OUT_OF_MEMORY_MARKERS = ("can't allocate memory", "Cannot allocate memory")
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class Limits:
             cores // jobs so that parallel kernels do not fight over the cores.
         output_mb: MiB the notebook may print, and MiB of files it may write in its folder.
         processes: processes the submission may run at once (kernel, grading and checker processes included).
+        isolate: run each kernel in a namespace sandbox of its own (``layout.build_sandbox``); False only with
+            ``--unsafe-no-sandbox``.
     """
 
     cell_timeout: int = 300
@@ -74,6 +77,14 @@ class Limits:
     threads: int = 0
     output_mb: int = 64
     processes: int = 64
+    isolate: bool = True
+
+    @property
+    def memory_backstop_bytes(self) -> int:
+        """Writable memory each kernel process may map (RLIMIT_DATA, set by the operating system): half again
+        ``memory_mb``. The watcher reports a process tree over ``memory_mb``; this stops a single process that
+        outruns the watcher, with a MemoryError in its cell."""
+        return self.memory_mb * 2**20 * 3 // 2
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ def _kill(processes: list[psutil.Process]) -> None:
     psutil.wait_procs(processes, timeout=5)
 
 
-def _classify(course: Path, assignment: str, student: str) -> tuple[Status, str, Path | None]:
+def _classify(course: Path, assignment: str, student: str, limits: Limits) -> tuple[Status, str, Path | None]:
     result_file = course / RESULT_NAME
     if not result_file.exists():
         return Status.GRADER_ERROR, "the grading process ended without a result", None
@@ -220,18 +231,28 @@ def _classify(course: Path, assignment: str, student: str) -> tuple[Status, str,
         last = [line for line in text.strip().splitlines() if line.strip()][-1:] or ["no log"]
         return Status.GRADER_ERROR, f"nbgrader autograde failed: {last[0][:200]}", None
     notebook = executed[0]
-    timed_out = _timed_out_cells(notebook)
+    timed_out = _cells_with_error(notebook, lambda output: any(m in output.get("ename", "") for m in TIMEOUT_MARKERS))
     if timed_out:
         return Status.TIMEOUT, f"cell(s) {', '.join(timed_out)} ran past the per-cell time limit and score 0", notebook
+    out_of_memory = _cells_with_error(notebook, _out_of_memory)
+    if out_of_memory:  # refused by the operating system's per-process limit, before the watcher saw it: as the watcher's verdict
+        return Status.MEMORY_LIMIT, (f"cell(s) {', '.join(out_of_memory)} asked for more memory than a process may map "
+                                     f"({limits.memory_backstop_bytes // 2**20} MiB; the limit is {limits.memory_mb} MiB)"), None
     return Status.GRADED, "", notebook
 
 
-def _timed_out_cells(notebook: Path) -> list[str]:
+def _out_of_memory(output: dict) -> bool:
+    """An error a refused allocation raises: Python's ``MemoryError``, or torch's allocator's ``RuntimeError``."""
+    return output.get("ename") == "MemoryError" or any(m in output.get("evalue", "") for m in OUT_OF_MEMORY_MARKERS)
+
+
+def _cells_with_error(notebook: Path, matches: Callable[[dict], bool]) -> list[str]:
+    """The cells of ``notebook``, in words, with an error output that ``matches``."""
     nb = nbformat.read(notebook, as_version=4)
     found = []
     for index, cell in enumerate(nb.cells):
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error" and any(m in output.get("ename", "") for m in TIMEOUT_MARKERS):
+            if output.get("output_type") == "error" and matches(output):
                 found.append(cell_in_words(nb, index))
                 break
     return found
@@ -333,11 +354,13 @@ def forked_kernel(sandbox: layout.Sandbox) -> psutil.Process | None:
 
 
 def kill_forked_kernel(sandbox: layout.Sandbox) -> None:
-    """Kill the sandbox's forked kernel, if any, and whatever is left in its session."""
+    """Kill the sandbox's forked kernel, if any, and whatever is left in its session and its namespace sandbox."""
     kernel = forked_kernel(sandbox)
     if kernel is not None:
         _kill(_tree(kernel))
         _kill_session(kernel.pid)
+    if sandbox.holder is not None:
+        sandbox.holder.close()
 
 
 def _watch(
@@ -407,7 +430,7 @@ def execute_submission(
         course = _scratch(template_db, course_root, assignment, student, submitted, work)
         sandbox = layout.build_sandbox(
             work, course_root, blank_points(course_root, assignment), limits.threads, limits.output_mb * 2**20,
-            warm.fork_socket if warm is not None else None,
+            warm.fork_socket if warm is not None else None, limits.isolate, limits.memory_backstop_bytes,
         )
     else:
         work, sandbox = spare.work, spare.sandbox
@@ -465,7 +488,7 @@ def _outcome(
         return Execution(verdict[0], verdict[1], None, seconds, cpu, peak_memory)
     if grader.returncode and grader.returncode < 0 and -grader.returncode == signal.SIGXCPU:
         return Execution(Status.CPU_LIMIT, f"over the CPU limit of {limits.cpu_seconds} s", None, seconds, cpu, peak_memory)
-    status, reason, notebook = _classify(course, assignment, student)
+    status, reason, notebook = _classify(course, assignment, student, limits)
     if status == Status.KERNEL_DIED and kernel_ending is not None:
         reason = kernel_death(kernel_ending)
     bypassed = apply_reports(notebook, layout.reports(sandbox)) if notebook is not None else []

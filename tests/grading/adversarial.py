@@ -412,6 +412,94 @@ ENV_PROBE = {
 }
 
 
+NATIVE_READ = '''
+import numpy, torch
+_stolen = []
+for _path in {{paths}}:
+    for _how, _read in (
+        ("torch.from_file", lambda p: bytes(torch.from_file(p, size=200, dtype=torch.uint8).tolist())),
+        ("numpy.fromfile", lambda p: numpy.fromfile(p, dtype=numpy.uint8, count=200).tobytes()),
+        ("numpy.memmap", lambda p: numpy.memmap(p, dtype=numpy.uint8, mode="r", shape=(200,)).tobytes()),
+    ):
+        try:
+            _stolen.append(_read(_path))
+            print(_how, _path, _stolen[-1].decode("latin-1"))
+        except BaseException as _error:  # noqa: BLE001 - every way is tried
+            print(_how, _path, "failed:", type(_error).__name__, _error)
+'''
+
+NATIVE_WRITE = '''
+import torch
+for _path in {{victims}}:
+    try:
+        _mapped = torch.from_file(_path, shared=True, size=16, dtype=torch.uint8)
+        _mapped[:8] = torch.tensor(list(b"HOSTILE!"), dtype=torch.uint8)
+        print("overwrote", _path)
+    except BaseException as _error:  # noqa: BLE001
+        print("could not overwrite", _path, type(_error).__name__, _error)
+try:
+    torch.save(torch.zeros(3), {{planted}})
+    print("planted", {{planted}})
+except BaseException as _error:  # noqa: BLE001
+    print("could not plant", type(_error).__name__, _error)
+'''
+
+NATIVE_CONNECT = '''
+import datetime, torch.distributed
+try:  # a TCP connect from C++ (no socket module, no audit event)
+    _store = torch.distributed.TCPStore("127.0.0.1", {{port}}, 2, False, timeout=datetime.timedelta(seconds=5))
+    print("connected to the listener")
+except BaseException as _error:  # noqa: BLE001
+    print("no connection:", type(_error).__name__, _error)
+'''
+
+POSIX_SPAWN_BOMB = '''
+import os
+_born = []
+for _ in range({{count}}):  # bounded: at most 200 processes, each sleeping 30 s
+    _born.append(os.posix_spawn("/bin/sleep", ["sleep", {{seconds}}], {"HOSTILE_TOKEN": {{token}}}, setsid=True))
+print(len(_born), "processes")
+'''
+
+OUTLIVE_KERNEL = '''
+import os
+os.posix_spawn("/bin/sh", ["sh", "-c", "(setsid sleep 600 &) ; sleep 600"], {"HOSTILE_TOKEN": {{token}}, "PATH": "/usr/bin:/bin"})
+print("left a process behind")
+'''
+
+
+_listener: dict = {}
+
+
+def loopback_listener() -> dict:
+    """A TCP listener on 127.0.0.1 in the grader's network namespace, started once: ``{"port", "connections"}``."""
+    if not _listener:
+        import socket
+        import threading
+
+        server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        server.bind(("127.0.0.1", 0))
+        server.listen(16)
+        _listener.update(port=server.getsockname()[1], connections=[])
+
+        def accept() -> None:
+            while True:
+                connection, peer = server.accept()
+                _listener["connections"].append(peer)
+                connection.close()
+
+        threading.Thread(target=accept, daemon=True).start()
+    return _listener
+
+
+def native_read_paths(ctx: Context) -> list[str]:
+    return [str(ctx.repo / "autograder" / "reference" / "gradient_descent.py"), str(ctx.course / "gradebook.db"), str(ctx.source)]
+
+
+def native_write_victims(ctx: Context) -> list[str]:
+    return [str(ctx.release), str(ctx.course / "gradebook.db"), str(ctx.course / "submitted" / BYSTANDER / ASSIGNMENT / NOTEBOOK)]
+
+
 # ---------------------------------------------------------------- builders
 
 
@@ -595,6 +683,19 @@ def catalogue() -> list[Entry]:
               0, frozenset({SANDBOX}), "replaces other students' submitted notebooks with the solution (graded first)", reason_words=WRITES),
         Entry("write_outside", injected(stubs, WRITE_OUTSIDE, home=lambda ctx: ctx.home, outside=lambda ctx: ctx.outside, planted=_planted),
               0, frozenset({SANDBOX}), "plants files in HOME and in a folder outside the course", reason_words=WRITES + ("home",)),
+        # -- native code, which no audit event sees: stopped by the namespace sandbox
+        Entry("native_read", injected(stubs, NATIVE_READ, paths=native_read_paths), 0,
+              frozenset({GRADED, SANDBOX}), "torch.from_file, numpy.fromfile and numpy.memmap read the reference, the gradebook and source/"),
+        Entry("native_write", injected(stubs, NATIVE_WRITE, victims=native_write_victims,
+                                       planted=lambda ctx: str(ctx.course / "source" / ASSIGNMENT / _planted(ctx))),
+              0, frozenset({GRADED, SANDBOX}), "torch.from_file(shared=True) overwrites course files; torch.save plants one in source/"),
+        Entry("native_connect", injected(stubs, NATIVE_CONNECT, port=lambda ctx: loopback_listener()["port"]), 0,
+              frozenset({GRADED, SANDBOX}), "a TCP connect from C++ (torch.distributed.TCPStore) to a listener on the grader's 127.0.0.1"),
+        Entry("posix_spawn_bomb", before_the_last_test(stubs, POSIX_SPAWN_BOMB, count=lambda ctx: STORM_PROCESSES,
+                                                       seconds=lambda ctx: STORM_SLEEP, token=lambda ctx: ctx.token),
+              0, frozenset({SANDBOX}), f"{STORM_PROCESSES} x os.posix_spawn(sleep) in new sessions", reason_words=SPAWNS),
+        Entry("outlive_kernel", before_the_last_test(stubs, OUTLIVE_KERNEL, token=lambda ctx: ctx.token), 0, frozenset({SANDBOX}),
+              "a detached sleep 600 started just before the last test cell, to outlive the kernel", reason_words=SPAWNS),
         Entry("env_probe", answered(lambda ctx: dict(ENV_PROBE)), 0, frozenset({GRADED}), "prints the environment from inside a test cell"),
         # -- test cells and metadata
         Entry("edit_test_cell", edited_test, 0, frozenset({TESTS_MODIFIED}), "test_mse replaced by print + 2.0"),

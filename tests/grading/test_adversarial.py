@@ -32,6 +32,7 @@ import nbformat
 import psutil
 import pytest
 from adversarial import ASSIGNMENT, BYSTANDER, KERNEL_DIED, NOTEBOOK, SANDBOX, TOTAL, Context, Entry, catalogue, partial
+from ordinary_user import ordinary_user
 from test_pipeline import make_course
 
 from autograder.grading.record import record_zero
@@ -51,6 +52,9 @@ MEMORY_LIMIT = 2048
 BATCH_DEADLINE = 45 * 60
 SECRET_NAME = "AUTOGRADER_TEST_SECRET"
 
+INVOKER, ORDINARY_USER = "the tests' user", "an ordinary user"
+"""Who runs the grader: the batch runs once as the tests' own user (root in CI) and, under root, once more as an
+ordinary user (``ordinary_user.py``), whose kernels sit in a sandbox of the user's own user namespace."""
 ONLY_VARIABLE = "ADVERSARIAL_ONLY"
 """A comma-separated list of submission names: grade only those (to iterate on a defence); the others skip."""
 REUSE_VARIABLE = "ADVERSARIAL_REUSE"
@@ -320,21 +324,33 @@ def _collect(ctx, base, incoming, returncode, seconds, watch, course_before, hom
     )
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory, mnist_folder) -> Batch:
+@pytest.fixture(scope="module", params=[INVOKER, ORDINARY_USER])
+def batch(request, tmp_path_factory, mnist_folder) -> Batch:
+    """The batch graded by the tests' own user and, when that is root, again by an ordinary user."""
+    as_ordinary_user = request.param == ORDINARY_USER
+    if as_ordinary_user and os.geteuid() != 0:
+        pytest.skip("the tests run as an ordinary user: the first pass is that pass")
     if os.environ.get(REUSE_VARIABLE):
+        if as_ordinary_user:
+            pytest.skip(f"{REUSE_VARIABLE} checks one finished batch again")
         return _load(Path(os.environ[REUSE_VARIABLE]))
     base = tmp_path_factory.mktemp("adversarial").resolve()
     ctx, incoming = _prepare(base)
-    course_before, home_before = listing(ctx.course), listing(ctx.home)
-    bystander_before = grades_of(ctx.course, BYSTANDER)
     secret = f"secret-{uuid.uuid4().hex}"
-    command = [
-        sys.executable, "-m", "autograder.cli", "grade", ASSIGNMENT, "--course", str(ctx.course), "--input", str(incoming),
+    arguments = [
+        "-m", "autograder.cli", "grade", ASSIGNMENT, "--course", str(ctx.course), "--input", str(incoming),
         "-j", str(JOBS), "--cell-timeout", str(CELL_TIMEOUT), "--cpu-limit", str(CPU_LIMIT), "--memory-limit", str(MEMORY_LIMIT),
     ]
-    env = {**os.environ, "HOME": str(ctx.home), "TMPDIR": str(base / "tmp"), "ADVERSARIAL_RUN": ctx.token, SECRET_NAME: secret,
-           "COLUMNS": "250"}
+    variables = {"HOME": str(ctx.home), "TMPDIR": str(base / "tmp"), "ADVERSARIAL_RUN": ctx.token, SECRET_NAME: secret, "COLUMNS": "250"}
+    if as_ordinary_user:
+        user = ordinary_user(base / "user-environment")
+        (base / "fastai").mkdir()
+        user.own(base)
+        command, env = user.python(*arguments), user.env(ctx.home, **variables, FASTAI_HOME=str(base / "fastai"))
+    else:
+        command, env = [sys.executable, *arguments], {**os.environ, **variables}
+    course_before, home_before = listing(ctx.course), listing(ctx.home)
+    bystander_before = grades_of(ctx.course, BYSTANDER)
     start = time.monotonic()
     with open(base / "stdout.txt", "wb") as out, open(base / "stderr.txt", "wb") as err:
         process = subprocess.Popen(command, cwd=base, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
@@ -562,3 +578,28 @@ def test_no_process_escapes_the_grader(batch):
 
 def test_no_process_is_left_after_the_batch(batch):
     assert not batch.watch.leftovers, "still running after the grader exited:\n" + "\n".join(list(batch.watch.leftovers.values())[:10])
+
+
+NATIVE_SECRETS = ("SQLite format 3", "BEGIN SOLUTION")
+
+
+def _outputs_of(found: Batch, student: str) -> str:
+    executed = sorted((found.ctx.course / "autograded" / student / ASSIGNMENT).glob("*.ipynb"))
+    return "".join(executed[0].read_text(errors="replace") if executed else "") + found.raw_results.get(student, "")
+
+
+@pytest.mark.skipif("native_read" not in BY_NAME, reason="native_read not in this batch")
+def test_native_code_reads_nothing_of_the_reference_the_gradebook_or_source(batch):
+    reference = (REPO_ROOT / "autograder" / "reference" / "gradient_descent.py").read_bytes()[:120].decode("latin-1")
+    outputs = _outputs_of(batch, "native_read")
+    assert "torch.from_file" in outputs  # the attack ran
+    for secret in (*NATIVE_SECRETS, json.dumps(reference)[1:60]):
+        assert secret not in outputs
+
+
+@pytest.mark.skipif("native_connect" not in BY_NAME, reason="native_connect not in this batch")
+def test_native_code_cannot_reach_a_loopback_listener_of_the_grader(batch):
+    from adversarial import loopback_listener
+
+    assert "no connection" in _outputs_of(batch, "native_connect")
+    assert loopback_listener()["connections"] == []

@@ -3,6 +3,10 @@
 Run as ``python -I kernel_boot.py SANDBOX.json -f CONNECTION_FILE`` (the kernel spec that the grading
 worker writes does this). This file is standalone: it imports nothing from ``autograder``. In order:
 
+0. when the configuration names a ``holder_pid`` (grading with the namespace sandbox), the process joins that
+   submission's bubblewrap sandbox (``enter_sandbox``: no course, no ``autograder`` package, no network, its own
+   PID namespace, no capabilities; as root it becomes the sandbox user there) and sets the operating system's
+   limits on its processes and writable memory; everything below then runs inside it;
 1. resource limits (file size, core dumps, and for a non-root kernel the number of processes);
 2. torch is imported and the kernel initialised (reads its connection file) while still trusted;
 3. ``autograder`` and ``autograder.checks`` are replaced by a shim whose ``check(...)`` sends the blank
@@ -63,6 +67,16 @@ def _load_module(path: str, name: str) -> types.ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+JOINING_MODULE = "autograder_sandbox_joining"
+
+
+def load_joining() -> types.ModuleType:
+    """``joining.py`` (standalone), loaded once per process (the fork server loads it before forking)."""
+    if JOINING_MODULE not in sys.modules:
+        sys.modules[JOINING_MODULE] = _load_module(os.path.join(os.path.dirname(os.path.abspath(__file__)), "joining.py"), JOINING_MODULE)
+    return sys.modules[JOINING_MODULE]
 
 
 def _load_peer(path: str) -> types.ModuleType:
@@ -334,14 +348,63 @@ def _without_debugger() -> None:
     sys.modules.setdefault("debugpy", None)  # type: ignore[assignment]
 
 
-def boot(config: dict, kernel_argv: list[str]) -> None:
-    """Steps 1 to 6 of the module docstring in this process; ``kernel_argv`` are IPKernelApp's arguments."""
+CONNECTION_COPY = ".connection.json"
+
+
+def enter_sandbox(config: dict, kernel_argv: list[str], keep_fds: list[int]) -> tuple[list[str], int, types.ModuleType]:
+    """Join the submission's namespace sandbox (``config["holder_pid"]``), as the kernel's first step.
+
+    What the kernel needs from outside is taken first: the refusal log (opened; its folder is not in the
+    sandbox), the channel's ``peer`` module (loaded; the ``autograder`` package is not in the sandbox) and the
+    connection file (copied into the kernel's folder, readable by the kernel's user). Then this process joins the
+    sandbox and forks (``joining.join_and_fork``): it stays outside as the waiter, and the child returns,
+    under the operating system's limits: ``max_memory_bytes`` of writable memory per process (RLIMIT_DATA) and
+    ``max_processes`` processes of its user (RLIMIT_NPROC: in the sandbox's user namespace for an ordinary
+    grader, counted over the batch's kernels for a root grader), which hold even when the grader's watcher is
+    slow. Call in a single-threaded process.
+
+    Returns:
+        IPKernelApp's arguments (naming the copied connection file), the refusal log's descriptor, the peer module.
+    """
+    joining = load_joining()
+    log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    peer_module = _load_peer(config["peer"])
+    run_as = (int(config["uid"]), int(config["gid"])) if config.get("uid") is not None and os.geteuid() == 0 else None
+    kernel_argv = list(kernel_argv)
+    if "-f" in kernel_argv[:-1]:
+        index = kernel_argv.index("-f") + 1
+        with open(kernel_argv[index]) as handle:
+            connection = handle.read()
+        copy = os.path.join(config["scratch"], CONNECTION_COPY)
+        fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(connection)
+        if run_as is not None:
+            os.chown(copy, *run_as, follow_symlinks=False)
+        kernel_argv[index] = copy
+    os.environ["JUPYTER_RUNTIME_DIR"] = os.path.join(config["scratch"], ".jupyter-runtime")
+    joining.join_and_fork(int(config["holder_pid"]), run_as, [*keep_fds, log_fd])
+    processes, memory = int(config["max_processes"]), config.get("max_memory_bytes")
+    resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))  # the kernel's user cannot raise them again
+    if memory is not None:
+        resource.setrlimit(resource.RLIMIT_DATA, (int(memory), int(memory)))
+    return kernel_argv, log_fd, peer_module
+
+
+def boot(config: dict, kernel_argv: list[str], joined: tuple[int, types.ModuleType] | None = None) -> None:
+    """Steps 1 to 6 of the module docstring in this process; ``kernel_argv`` are IPKernelApp's arguments.
+
+    ``joined``: the refusal log's descriptor and the peer module, when ``enter_sandbox`` took them.
+    """
     _limit_resources(config)
     os.chdir(config["scratch"])
-    log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    if joined is not None:
+        log_fd, peer_module = joined
+    else:
+        log_fd = os.open(config["violations"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        peer_module = _load_peer(config["peer"])
     for name in config.get("preload", []):
         importlib.import_module(name)
-    peer_module = _load_peer(config["peer"])
     _install_shims(config["socket"], peer_module, log_fd)
     _without_debugger()
     from ipykernel.kernelapp import IPKernelApp
@@ -365,7 +428,11 @@ def main() -> None:
         if forks.run_forked(config, config_path, kernel_argv):
             return
     del sys.argv[1]
-    boot(config, kernel_argv)
+    joined = None
+    if config.get("holder_pid"):
+        kernel_argv, log_fd, peer_module = enter_sandbox(config, kernel_argv, [])
+        joined = (log_fd, peer_module)
+    boot(config, kernel_argv, joined)
 
 if __name__ == "__main__":
     main()

@@ -153,6 +153,7 @@ def serve(config: dict) -> None:
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kernel_boot = _load_sibling("kernel_boot")
+    kernel_boot.load_joining()
     for name in config.get("preload", PRELOAD):
         try:
             importlib.import_module(name)
@@ -294,10 +295,14 @@ def _become_kernel(request: dict, fds: list[int], kernel_boot: types.ModuleType)
     _forget_process_state()
     soft, hard = request["cpu"]
     resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
-    threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True).start()
     with open(request["config"]) as handle:
         config = json.load(handle)
-    kernel_boot.boot(config, request["argv"])
+    argv, joined = request["argv"], None
+    if config.get("holder_pid"):  # before any thread starts: only a single-threaded process may join
+        argv, log_fd, peer_module = kernel_boot.enter_sandbox(config, argv, [lifeline, deathwatch])
+        joined = (log_fd, peer_module)
+    threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True).start()
+    kernel_boot.boot(config, argv, joined)
 
 
 def _forget_process_state() -> None:

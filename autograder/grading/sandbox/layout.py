@@ -10,7 +10,14 @@ Inside the submission's work folder::
     course/     the scratch nbgrader course (gradebook with hidden tests: never readable by the kernel)
 
 The checker's Unix socket lives in a folder of its own with a short path under ``/tmp`` (``Sandbox.channel``,
-removed after the submission), since a socket's path may have at most 107 bytes.
+removed after the submission), since a socket's path may have at most 107 bytes; so do the kernel's ZMQ sockets
+(``channel/ipc/``, written by the kernel).
+
+With ``isolate``, the kernel also runs in a namespace sandbox that bubblewrap builds for the submission
+(``namespaces.Holder``): its filesystem holds the Python installation, the MNIST sample, matplotlib's cache
+(read-only), ``kernel/`` (its one writable folder) and the channel, nothing else; no network, its own PID, IPC
+and UTS namespaces, a private ``/tmp``, no capabilities. The kernel, forked from the fork server, joins it
+before any student code runs (``kernel_boot.enter_sandbox``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ from pathlib import Path
 
 import autograder
 from autograder.grading.sandbox import checker as checker_module
-from autograder.grading.sandbox import kernel_boot, kernel_forks, peer
+from autograder.grading.nbgrader_worker import KERNEL_IPC_ENV
+from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer
+from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
@@ -57,23 +66,28 @@ class Sandbox:
     checker_config: Path
     env: dict[str, str]
     uid: int | None
+    holder: namespaces.Holder | None = None
+    """The namespace sandbox's placeholder (None without ``isolate``); closing it ends every process in it."""
 
 
-def _readable_by_others(path: Path) -> bool:
-    """Whether any user may read ``path``: every folder above it searchable, the file readable, by others."""
+def _readable_by_others(path: Path, below: str = "/") -> bool:
+    """Whether any user may read ``path``: the file readable, and every folder above it down to ``below`` searchable,
+    by others (a namespace sandbox makes the folders above a bound folder searchable by all)."""
     try:
         if not path.stat().st_mode & stat.S_IROTH:
             return False
-        return all(folder.stat().st_mode & stat.S_IXOTH for folder in path.resolve().parents)
+        folders = [folder for folder in path.resolve().parents if namespaces.inside(str(folder), below)]
+        return all(folder.stat().st_mode & stat.S_IXOTH for folder in folders)
     except OSError:
         return False
 
 
-def sandbox_user() -> tuple[int, int] | None:
+def sandbox_user(isolated: bool = False) -> tuple[int, int] | None:
     """(uid, gid) the kernel drops to when grading runs as root.
 
-    None when grading runs as another user, when the user does not exist, or when that user could not
-    read this Python installation (e.g. an interpreter under root's home folder).
+    None when grading runs as another user, when the user does not exist, or when that user could not read this
+    Python installation: without ``isolated``, an interpreter under root's home folder is out of its reach; with it,
+    the kernel sees only the bound folders, whose own modes count.
     """
     if os.geteuid() != 0:
         return None
@@ -81,8 +95,12 @@ def sandbox_user() -> tuple[int, int] | None:
         entry = pwd.getpwnam(SANDBOX_USER)
     except KeyError:
         return None
-    if not all(_readable_by_others(Path(module.__file__)) for module in (os, shutil, peer.torch)):
-        return None
+    bound = namespaces.python_paths() if isolated else ["/"]
+    for module in (os, shutil, peer.torch):
+        real = os.path.realpath(module.__file__)
+        below = next((os.path.realpath(folder) for folder in bound if namespaces.inside(real, os.path.realpath(folder))), None)
+        if below is None or not _readable_by_others(Path(real), below):
+            return None
     return entry.pw_uid, entry.pw_gid
 
 
@@ -200,8 +218,37 @@ def fork_server_env(shared: Path, threads: int) -> dict[str, str]:
     return env
 
 
+def _hidden_parts(course_root: Path, work: Path, bound: list[str]) -> tuple[list[str], list[str]]:
+    """(forbidden, hidden) for the kernel's namespace sandbox.
+
+    Forbidden (never bound, nor any folder holding them): every entry of the course except one that holds a bound
+    path (a virtual environment in the course folder), the submission's scratch course, private files and kernel
+    spec. Hidden (covered by an empty read-only folder): the ``autograder`` package (reference and checks) when it
+    lies inside a bound folder (installed into site-packages); else it is forbidden too.
+    """
+    bound = [os.path.realpath(path) for path in bound]
+    course = course_root.resolve()
+    forbidden = [str(entry) for entry in course.iterdir() if not any(namespaces.inside(b, os.path.realpath(entry)) for b in bound)]
+    forbidden += [str(work / "course"), str(work / "private"), str(work / "jupyter")]
+    package = str(Path(autograder.__file__).parent.resolve())
+    inside_bound = any(package != b and namespaces.inside(package, b) for b in bound)
+    return (forbidden, [package]) if inside_bound else ([*forbidden, package], [])
+
+
+def _start_holder(kernel: Path, channel: Path, data: Path | None, matplotlib_folder: Path, course_root: Path, work: Path
+                  ) -> namespaces.Holder:
+    """The submission's namespace sandbox, built by this process's user (as root: with no user namespace, so that
+    the kernel joins it as root and only then becomes ``sandbox_user``, see ``joining.join``)."""
+    read_only = [*namespaces.python_paths(), str(matplotlib_folder), *([str(data)] if data is not None else [])]
+    forbidden, hidden = _hidden_parts(course_root, work, read_only)
+    mounts = namespaces.Mounts(read_only, str(kernel), shared=[str(channel)], forbidden=forbidden, hidden=hidden)
+    parent = os.getpid()
+    return namespaces.Holder.start(mounts, preexec_fn=lambda: die_with_parent(parent))
+
+
 def build_sandbox(
     work: Path, course_root: Path, points: dict[str, float], threads: int, output_bytes: int = 64 * 2**20, fork_server: Path | None = None,
+    isolate: bool = False, memory_bytes: int | None = None,
 ) -> Sandbox:
     """Create the sandbox folders and configuration for one submission under ``work``.
 
@@ -214,8 +261,14 @@ def build_sandbox(
         fork_server: the socket of the batch's ``kernel_forks`` server, which then forks the kernel (it
             writes the kernel's pid to ``Sandbox.kernel_pid``, and how it ended to ``Sandbox.kernel_exit``); None:
             the kernel boots on its own.
+        isolate: run the kernel in a namespace sandbox of its own (see the module docstring).
+        memory_bytes: writable memory each of the kernel's processes may map (RLIMIT_DATA, set as it joins the
+            namespace sandbox); None: no such limit.
+
+    Raises:
+        OSError: ``isolate`` and bubblewrap could not build the sandbox.
     """
-    user = sandbox_user()
+    user = sandbox_user(isolate)
     kernel, private, channel = work / "kernel", work / "private", channel_folder()
     for folder in (kernel, kernel / "tmp", private, work / "runtime", work / "jupyter-config"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -224,6 +277,10 @@ def build_sandbox(
             folder.chmod(folder.stat().st_mode | 0o711)
     private.chmod(0o700)
     channel.chmod(0o711)
+    ipc = channel / "ipc"
+    ipc.mkdir(mode=0o700)
+    if user is not None:
+        os.chown(ipc, *user)
     shared = work.parent / SHARED
     data = stage_data(shared, hard_links=user is not None)
     matplotlib_folder = stage_matplotlib(shared)
@@ -236,7 +293,8 @@ def build_sandbox(
     reports, violations = private / "reports", private / "violations.log"
     kernel_pid, kernel_exit = private / "kernel.pid", private / "kernel.exit"
     checker_config = private / "checker.json"
-    checker_module.CheckerConfig(str(socket_path), str(reports), points, os.environ.get("AUTOGRADER_DEVICE")).save(checker_config)
+    device = "cpu" if isolate else os.environ.get("AUTOGRADER_DEVICE")  # a sandbox's /dev has no GPU: tensors sent to its kernel stay on the CPU
+    checker_module.CheckerConfig(str(socket_path), str(reports), points, device).save(checker_config)
     boot_config = work / "jupyter" / "sandbox.json"
     _kernel_spec(work / "jupyter", boot_config)
     boot_config.write_text(json.dumps({
@@ -253,9 +311,11 @@ def build_sandbox(
         "max_file_bytes": MAX_FILE_BYTES,
         "max_output_bytes": output_bytes,
         "max_processes": MAX_PROCESSES,
+        "max_memory_bytes": memory_bytes,
         "preload": list(PRELOAD),
         "uid": user[0] if user else None,
         "gid": user[1] if user else None,
+        "holder_pid": None,
     }))
     if user is not None:
         for folder, dirs, files in os.walk(kernel):
@@ -264,8 +324,15 @@ def build_sandbox(
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
+    env[KERNEL_IPC_ENV] = str(ipc / "k")
+    holder = None
+    if isolate:
+        holder = _start_holder(kernel, channel, data, matplotlib_folder, course_root, work)
+        config = json.loads(boot_config.read_text())
+        config["holder_pid"] = holder.pid
+        boot_config.write_text(json.dumps(config))
     return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, kernel_exit, checker_config, env,
-                   user[0] if user else None)
+                   user[0] if user else None, holder)
 
 
 def violations(sandbox: Sandbox) -> list[str]:
