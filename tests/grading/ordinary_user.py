@@ -15,6 +15,7 @@ import site
 import stat
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,19 @@ def _user_environment(folder: Path) -> Path:
     alembic.write_text(f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom alembic.config import main\nsys.exit(main())\n")
     alembic.chmod(0o755)
     return venv / "bin"
+
+
+def reachable_folder(request: pytest.FixtureRequest, prefix: str) -> Path:
+    """A new folder every user can enter, removed when ``request``'s scope ends.
+
+    It lies outside pytest's temporary root on purpose: pytest makes that root private again (mode 0700) whenever
+    a test session starts, so a folder inside it can become unreachable for another user halfway through a run.
+    """
+    folder = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    folder.chmod(0o755)
+    reachable(folder)
+    request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
+    return folder
 
 
 def reachable(folder: Path) -> None:

@@ -32,7 +32,7 @@ import nbformat
 import psutil
 import pytest
 from adversarial import ASSIGNMENT, BYSTANDER, KERNEL_DIED, NOTEBOOK, SANDBOX, TOTAL, Context, Entry, catalogue, partial
-from ordinary_user import ordinary_user
+from ordinary_user import ordinary_user, reachable_folder
 from test_pipeline import make_course
 
 from autograder.grading.record import record_zero
@@ -334,7 +334,7 @@ def batch(request, tmp_path_factory, mnist_folder) -> Batch:
         if as_ordinary_user:
             pytest.skip(f"{REUSE_VARIABLE} checks one finished batch again")
         return _load(Path(os.environ[REUSE_VARIABLE]))
-    base = tmp_path_factory.mktemp("adversarial").resolve()
+    base = reachable_folder(request, "autograder-adversarial-") if as_ordinary_user else tmp_path_factory.mktemp("adversarial").resolve()
     ctx, incoming = _prepare(base)
     secret = f"secret-{uuid.uuid4().hex}"
     arguments = [

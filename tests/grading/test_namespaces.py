@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ordinary_user import reachable_folder
 
 from autograder.grading.sandbox import joining, namespaces
 
@@ -104,7 +105,8 @@ class Sandboxed:
 
 @pytest.fixture(params=["root", "ordinary user"])
 def sandboxed(request, tmp_path) -> Sandboxed:
-    return Sandboxed(request.param, tmp_path)
+    ordinary = request.param == "ordinary user" and os.geteuid() == 0
+    return Sandboxed(request.param, reachable_folder(request, "autograder-namespaces-") if ordinary else tmp_path)
 
 
 ATTEMPT = """

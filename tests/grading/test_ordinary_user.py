@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from ordinary_user import TEST_USER, ordinary_user
+from ordinary_user import TEST_USER, ordinary_user, reachable_folder
 
 from autograder.grading.pipeline import load_results
 
@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
 
 
 @pytest.fixture(scope="module")
-def as_user(tmp_path_factory):
+def as_user(request):
     """A function running ``autograder ARGS`` in a folder as the ordinary user, and that folder (the user's)."""
-    home = tmp_path_factory.mktemp("ordinary-user")
+    home = reachable_folder(request, "autograder-ordinary-user-")
     user = ordinary_user(home)
     (home / "fastai").mkdir()
 
