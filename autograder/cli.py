@@ -260,9 +260,33 @@ def grade_command(assignment, course, data, source, jobs, force, students, cell_
                           students, wait=not no_wait, unsafe_no_sandbox=unsafe_no_sandbox)
     except (GradingError, CourseError, CourseLocked) as error:
         _fail(str(error))
+    report = run_report(root, assignment)
+    console.print(f"class report: {report.page}")
     if not batch.all_gradable:
         errors.print("[red]some submissions could not be graded: see their status and reason above[/]")
         sys.exit(1)
+
+
+def run_report(root: Path, assignment: str):
+    """Write the class report of ``assignment`` (``reports/<assignment>/``) from its recorded results; returns it."""
+    from autograder.grading.class_report import write_class_report
+    from autograder.grading.pipeline import load_results
+
+    return write_class_report(load_results(root, assignment), root)
+
+
+@main.command("report")
+@click.argument("assignment")
+@course_option
+def report_command(assignment: str, course: Path | None) -> None:
+    """Write the class report of ASSIGNMENT: the mistakes the class made, blank by blank (reports/ASSIGNMENT/)."""
+    from autograder.grading.pipeline import load_results
+
+    root = _course(course)
+    if not load_results(root, assignment).submissions:
+        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
+    report = run_report(root, assignment)
+    console.print(f"wrote {report.page}, {report.csv.name} and {report.json.name}")
 
 
 def run_exports(root: Path, assignment: str) -> list[Path]:
@@ -344,7 +368,9 @@ def demo_command(course: Path | None, data: Path | None, assignment: str, into: 
                       unsafe_no_sandbox=unsandboxed is not None)
     written = run_exports(demo_root, assignment)
     pages = run_feedback(demo_root, assignment)
+    report = run_report(demo_root, assignment)
     console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")
+    console.print(f"class report: {report.page}")
     if batch.all_gradable:
         _fail("the demo's corrupted submission was not reported")
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from autograder import cli
+from autograder.grading.demo import WRONG_SNIPPETS
 from autograder.grading.feedback import REFERENCE_COLOUR, STUDENT_COLOUR
 
 pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
@@ -67,3 +68,18 @@ def test_feedback_page_shows_scores_and_plot_without_hidden_tests(demo, tmp_path
     for student_page in (demo[0] / "feedback").glob(f"*/{ASSIGNMENT}/feedback.html"):
         html = student_page.read_text()
         assert "BEGIN HIDDEN TESTS" not in html and "from autograder" not in html and "check(" not in html
+
+
+def test_demo_writes_the_class_report_with_each_students_mistakes(demo):
+    page = demo[0] / "reports" / ASSIGNMENT / "index.html"
+    assert f"class report: {page}" in " ".join(demo[1].split())
+    data = json.loads((demo[0] / "reports" / ASSIGNMENT / "report.json").read_text())
+    assert data["statuses"] == {"graded": 3, "corrupt_notebook": 1, "timeout": 1}
+    by_blank = {blank["blank"]: blank for blank in data["blanks"]}
+    untouched = [m for m in by_blank["sigmoid"]["mistakes"] if "alan" in m["students"]]
+    assert [m["mistake"] for m in untouched] == ["not implemented yet (sigmoid: replace this line with your code)"]
+    wrong = {blank for blank, found in by_blank.items() for m in found["mistakes"] if "grace" in m["students"]}
+    assert wrong == set(WRONG_SNIPPETS[ASSIGNMENT]), "grace's wrong blanks, each with a named mistake"
+    assert [m["mistake"] for m in by_blank["sigmoid"]["unrecognised"]] == ["the test cell did not finish (KeyboardInterrupt)"]
+    assert by_blank["sigmoid"]["unrecognised"][0]["students"] == ["edsger"]
+    assert all("ada" not in m["students"] for b in data["blanks"] for m in b["mistakes"] + b["unrecognised"])
