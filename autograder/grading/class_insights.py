@@ -31,6 +31,7 @@ VISIBLE_EXAMPLE = " (on the visible test's example)"
 NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
 CHECKS_DID_NOT_RUN = "the hidden checks did not run"
 CELL_UNFINISHED = "the test cell did not finish"
+VISIBLE_TEST_FAILED = "the visible test failed though every hidden check passed"
 THRESHOLDS = {"train_model": "TRAIN_MODEL"}
 """Training blanks whose final accuracy the class report plots, with the name of their bar in ``checks.thresholds``."""
 PAIRS_SHOWN = 10
@@ -188,6 +189,8 @@ def cell_failures(cell: CellResult) -> tuple[dict[str, str], dict[str, str]]:
             named.setdefault(cluster_key(name), check.message)
         else:
             unrecognised.setdefault(cluster_key(f"{check.name}: {check.message}"), check.message)
+    if not report.failed and report.visible_test_error:  # every hidden check passed, yet the cell raised
+        unrecognised[cluster_key(f"{VISIBLE_TEST_FAILED}: {report.visible_test_error}")] = report.visible_test_error
     return named, ({} if named else unrecognised)
 
 

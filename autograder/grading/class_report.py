@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -34,6 +35,7 @@ TEMPLATE = "class_report.html"
 STUDENTS_LISTED = 40
 """Student ids linked under a mistake; the rest are counted (every id is in the CSV and the JSON)."""
 BAR_COLOUR, THRESHOLD_COLOUR = "#1f77b4", "#8a1c12"
+MATPLOTLIB_CACHE = Path("grading") / ".cache" / "matplotlib"
 
 
 @dataclass(frozen=True)
@@ -162,8 +164,19 @@ def _write(path: Path, text: str) -> None:
     temporary.replace(path)
 
 
+def matplotlib_in_the_course(course_root: Path) -> None:
+    """Let matplotlib keep its configuration and font cache in ``grading/.cache/matplotlib`` of the course, not
+    under the instructor's HOME (grading writes nothing there), unless ``MPLCONFIGDIR`` says otherwise.
+
+    Only before this process first imports matplotlib, which reads ``MPLCONFIGDIR`` once.
+    """
+    if "matplotlib" not in sys.modules:
+        os.environ.setdefault("MPLCONFIGDIR", str(course_root / MATPLOTLIB_CACHE))
+
+
 def write_class_report(batch: BatchResult, course_root: Path) -> ClassReport:
     """Write ``reports/<assignment>/`` of ``course_root`` from ``batch``; returns the files."""
+    matplotlib_in_the_course(course_root)
     insights = class_insights(batch)
     folder = subfolder(course_root / REPORTS_DIR, batch.assignment)
     folder.mkdir(parents=True, exist_ok=True)

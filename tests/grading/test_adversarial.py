@@ -514,6 +514,8 @@ def _allowed_in_course(path: str, batch: Batch) -> bool:
         return True
     if parts[0] in ("gradebook.db", "gradebook.db-journal", "gradebook.db-wal", "gradebook.db-shm"):
         return True
+    if parts[0] == "reports":  # the class report that grade writes at the end
+        return parts[1:] in ([], [ASSIGNMENT]) or (parts[1] == ASSIGNMENT and parts[2:] in (["index.html"], ["mistakes.csv"], ["report.json"]))
     if parts[0] in ("autograded", "submitted", "feedback") and len(parts) >= 2 and parts[1] in BY_NAME:
         if len(parts) <= 3:
             return len(parts) < 3 or parts[2] == ASSIGNMENT

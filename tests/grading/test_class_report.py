@@ -221,5 +221,12 @@ def test_a_cell_cut_short_is_one_unrecognised_cluster_not_one_per_check():
                                         CheckResult("has the reference's gradient", False, "your code raised ChannelError: x")],
                          visible_test_error="KeyboardInterrupt")
     cell = CellResult("sigmoid", 0.0, 2, "", report.to_json())
-    [blank] = class_insights(BatchResult(ASSIGNMENT, [_result("ann", cell)], )).blanks
+    [blank] = class_insights(BatchResult(ASSIGNMENT, [_result("ann", cell)])).blanks
     assert [(m.mistake, m.students) for m in blank.unrecognised] == [("the test cell did not finish (KeyboardInterrupt)", ["ann"])]
+
+
+def test_a_visible_test_that_failed_while_every_check_passed_is_unrecognised():
+    report = BlankReport("sigmoid", 2, [CheckResult("gives 0.5 at 0", True)], visible_test_error="AssertionError: x is 3")
+    cell = CellResult("sigmoid", 0.0, 2, "", report.to_json())
+    [blank] = class_insights(BatchResult(ASSIGNMENT, [_result("ann", cell)])).blanks
+    assert [m.mistake for m in blank.unrecognised] == ["the visible test failed though every hidden check passed: AssertionError: x is #"]
