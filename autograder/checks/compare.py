@@ -14,6 +14,7 @@ Gradients use the same tolerances. ``torch.autograd.gradcheck`` runs in float64 
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
@@ -221,9 +222,17 @@ def expect_dtype_and_device(result: Any, like: Tensor) -> None:
         raise AssertionError(f"returned a tensor on {result.device} for inputs on {like.device}: keep the input's device")
 
 
+IN_PLACE_ON_A_LEAF = "a leaf Variable that requires grad is being used in an in-place operation"
+STEPPED_OUTSIDE_NO_GRAD = "stepped outside torch.no_grad(): an in-place update of a parameter must be inside `with torch.no_grad():`"
+CHANGED_AN_INPUT = ("the function changed its input in place; compute a new tensor instead (an in-place operation such as "
+                    "x.neg_() or x -= ... on a tensor that requires grad)")
+UPDATES_PARAMETERS: ContextVar[bool] = ContextVar("updates_parameters", default=True)
+"""Whether the blank being checked updates parameters in place (an optimizer step, a training loop). The runner
+sets it from its check module's ``UPDATES_PARAMETERS``. Only there does an in-place error on a tensor that requires
+grad mean a step outside ``torch.no_grad()``; in any other blank it means the function changed its input."""
+
 KNOWN_ERRORS = (
-    ("a leaf Variable that requires grad is being used in an in-place operation",
-     "stepped outside torch.no_grad(): an in-place update of a parameter must be inside `with torch.no_grad():`"),
+    (IN_PLACE_ON_A_LEAF, STEPPED_OUTSIDE_NO_GRAD),
     ("shapes cannot be multiplied",
      "matrix shapes do not fit: multiply (rows of data) @ (weights), e.g. x@a rather than a@x"),
     ("'NoneType' object is not callable",
@@ -258,6 +267,8 @@ def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         text = str(error)
         for pattern, hint in KNOWN_ERRORS:
             if pattern in text:
+                if pattern == IN_PLACE_ON_A_LEAF and not UPDATES_PARAMETERS.get():
+                    hint = CHANGED_AN_INPUT
                 raise AssertionError(hint) from error
         first = text.strip().splitlines()[0] if text.strip() else ""
         raise AssertionError(f"your code raised {type(error).__name__}: {first}"[:300]) from error

@@ -35,6 +35,8 @@ from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates,
 from autograder.reference import gradient_descent as ref
 
 BLANKS = ("mse", "mae", "gd_step", "fit_quadratic", "double_relu", "apply_step")
+UPDATES_PARAMETERS: tuple[str, ...] = ("gd_step", "fit_quadratic", "apply_step")
+"""Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = False
 """False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
 

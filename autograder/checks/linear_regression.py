@@ -39,6 +39,8 @@ from autograder.reference import linear_regression as ref
 from autograder.reference.gradient_descent import mse
 
 BLANKS = ("update",)
+UPDATES_PARAMETERS: tuple[str, ...] = ("update",)
+"""Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = False
 """False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
 

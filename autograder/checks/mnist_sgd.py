@@ -40,6 +40,8 @@ from autograder.reference import mnist_sgd as ref
 from autograder.reference.runs import batches_for
 
 BLANKS = ("sigmoid", "mnist_loss", "calc_grad", "batch_accuracy", "BasicOptim", "train_epoch", "train_model")
+UPDATES_PARAMETERS: tuple[str, ...] = ("BasicOptim", "train_epoch", "train_model")
+"""Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = True
 """True: a check uses the real MNIST sample, so `autograder grade` and `validate` refuse to start without it."""
 

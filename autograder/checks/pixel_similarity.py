@@ -31,6 +31,8 @@ from autograder.data import synthetic_mnist
 from autograder.reference import pixel_similarity as ref
 
 BLANKS = ("mnist_distance", "is_3", "validation_accuracy")
+UPDATES_PARAMETERS: tuple[str, ...] = ()
+"""Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = True
 """True: a check uses the real MNIST sample, so `autograder grade` and `validate` refuse to start without it."""
 

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import torch
 
+from autograder.checks.compare import UPDATES_PARAMETERS
 from autograder.checks.data import COULD_NOT_RUN, CheckCouldNotRun
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.device import get_device
@@ -235,11 +236,14 @@ def run_checks(
     except (KeyError, ValueError) as error:
         return BlankReport(blank_name, points, error=str(error))
     sink = io.StringIO()
+    updating = UPDATES_PARAMETERS.set(blank_name in getattr(module, "UPDATES_PARAMETERS", ()))
     try:
         with _plugin_autoload_disabled(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
             exit_code = pytest.main(_pytest_args(module), plugins=[plugin])
     except Exception as error:  # noqa: BLE001 - a broken run must score 0 with a reason, not crash the cell
         return BlankReport(blank_name, points, error=f"{type(error).__name__}: {error}")
+    finally:
+        UPDATES_PARAMETERS.reset(updating)
     if not plugin.results:
         return BlankReport(blank_name, points, error=f"no check ran (pytest exit code {int(exit_code)})")
     return BlankReport(blank_name, points, plugin.results, artifacts=plugin.recorded)
