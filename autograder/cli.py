@@ -267,12 +267,13 @@ def grade_command(assignment, course, data, source, jobs, force, students, cell_
         sys.exit(1)
 
 
-def run_report(root: Path, assignment: str):
-    """Write the class report of ``assignment`` (``reports/<assignment>/``) from its recorded results; returns it."""
+def run_report(root: Path, assignment: str, batch=None):
+    """Write the class report of ``assignment`` (``reports/<assignment>/``) from its recorded results (``batch``,
+    when already loaded); returns it."""
     from autograder.grading.class_report import write_class_report
     from autograder.grading.pipeline import load_results
 
-    return write_class_report(load_results(root, assignment), root)
+    return write_class_report(batch if batch is not None else load_results(root, assignment), root)
 
 
 @main.command("report")
@@ -283,9 +284,10 @@ def report_command(assignment: str, course: Path | None) -> None:
     from autograder.grading.pipeline import load_results
 
     root = _course(course)
-    if not load_results(root, assignment).submissions:
+    batch = load_results(root, assignment)
+    if not batch.submissions:
         _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
-    report = run_report(root, assignment)
+    report = run_report(root, assignment, batch)
     console.print(f"wrote {report.page}, {report.csv.name} and {report.json.name}")
 
 

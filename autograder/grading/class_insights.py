@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from itertools import combinations
 
 from autograder.grading.exports import blank_max_scores, blank_names
+from autograder.grading.feedback import cell_curves
 from autograder.grading.results import BatchResult, CellResult, SubmissionResult
 
 UNNAMED_MARKERS = ("differs from the reference", "your code raised", "could not run", "the result differs")
@@ -252,7 +253,7 @@ def _accuracy_strips(results: list[SubmissionResult]) -> list[AccuracyStrip]:
     found: dict[str, list[float]] = {}
     for result in results:
         for cell in result.cells:
-            curves = ((cell.report or {}).get("artifacts") or {}).get("curves") or {}
+            curves = cell_curves(cell) or {}
             if cell.blank in THRESHOLDS and isinstance(curves.get("final_accuracy"), (int, float)):
                 found.setdefault(cell.blank, []).append(float(curves["final_accuracy"]))
     return [AccuracyStrip(blank, getattr(thresholds, THRESHOLDS[blank]).threshold, accuracies) for blank, accuracies in found.items()]

@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import statistics
 import sys
 from dataclasses import asdict, dataclass
 from importlib import resources
@@ -127,17 +128,9 @@ def render_page(insights: ClassInsights) -> str:
         strips=strips,
         link=lambda student: feedback_link(student, insights.assignment),
         listed=STUDENTS_LISTED,
-        mean=sum(insights.scores) / len(insights.scores) if insights.scores else 0.0,
-        median=_median(insights.scores),
+        mean=statistics.fmean(insights.scores) if insights.scores else 0.0,
+        median=statistics.median(insights.scores) if insights.scores else 0.0,
     )
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def mistake_rows(insights: ClassInsights) -> list[dict[str, str]]:

@@ -295,10 +295,12 @@ def test_a_missing_bwrap_is_reported_with_its_reason(monkeypatch):
     assert not support.available and "not installed" in support.reason
 
 
-def test_the_limits_become_prlimit_options():
+def test_the_limits_become_rlimits():
+    import resource
+
     limits = namespaces.Limits(memory_bytes=2**30, processes=64, cpu_seconds=900, file_bytes=2**20)
-    assert limits.prlimit_prefix() == ["prlimit", "--core=0:0", f"--data={2**30}:{2**30}", "--nproc=64:64", "--cpu=900:905",
-                                       f"--fsize={2**20}:{2**20}", "--"]
+    assert limits.rlimits() == [(resource.RLIMIT_CORE, (0, 0)), (resource.RLIMIT_DATA, (2**30, 2**30)), (resource.RLIMIT_NPROC, (64, 64)),
+                                (resource.RLIMIT_CPU, (900, 905)), (resource.RLIMIT_FSIZE, (2**20, 2**20))]
 
 
 def test_a_process_that_joins_a_holder_sees_only_the_sandbox_and_has_no_capabilities(tmp_path):

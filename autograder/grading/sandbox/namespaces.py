@@ -76,8 +76,8 @@ class Limits:
     """Limits the operating system enforces on the sandboxed process and everything it starts.
 
     Attributes:
-        memory_bytes: address space (``RLIMIT_AS``) or, with ``memory_counts_data``, writable private memory
-            (``RLIMIT_DATA``, which ignores the large read-only and reserved mappings torch makes); None: none.
+        memory_bytes: writable private memory (``RLIMIT_DATA``, which ignores the large read-only and reserved
+            mappings torch makes, unlike the address space); None: none.
         processes: processes the sandbox's user may run at once (``RLIMIT_NPROC``, counted per user: give each
             concurrent sandbox its own user, or count the batch's kernels in it); None: none.
         cpu_seconds: CPU seconds of each process (``RLIMIT_CPU``): SIGXCPU at the soft limit, SIGKILL 5 s later.
@@ -85,7 +85,6 @@ class Limits:
     """
 
     memory_bytes: int | None = None
-    memory_counts_data: bool = True
     processes: int | None = None
     cpu_seconds: int | None = None
     file_bytes: int | None = None
@@ -94,8 +93,7 @@ class Limits:
         """(resource, (soft, hard)) for each limit set, plus no core dumps."""
         found = [(resource.RLIMIT_CORE, (0, 0))]
         if self.memory_bytes is not None:
-            kind = resource.RLIMIT_DATA if self.memory_counts_data else resource.RLIMIT_AS
-            found.append((kind, (self.memory_bytes, self.memory_bytes)))
+            found.append((resource.RLIMIT_DATA, (self.memory_bytes, self.memory_bytes)))
         if self.processes is not None:
             found.append((resource.RLIMIT_NPROC, (self.processes, self.processes)))
         if self.cpu_seconds is not None:
@@ -103,12 +101,6 @@ class Limits:
         if self.file_bytes is not None:
             found.append((resource.RLIMIT_FSIZE, (self.file_bytes, self.file_bytes)))
         return found
-
-    def prlimit_prefix(self) -> list[str]:
-        """The same limits as a ``prlimit`` command prefix (for a process started without ``preexec``)."""
-        names = {resource.RLIMIT_CORE: "core", resource.RLIMIT_DATA: "data", resource.RLIMIT_AS: "as",
-                 resource.RLIMIT_NPROC: "nproc", resource.RLIMIT_CPU: "cpu", resource.RLIMIT_FSIZE: "fsize"}
-        return ["prlimit", *(f"--{names[kind]}={soft}:{hard}" for kind, (soft, hard) in self.rlimits()), "--"]
 
 
 @dataclass(frozen=True)
