@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
 warnings.filterwarnings("ignore", message=r"Object of type <\w+> not in session")  # nbgrader gradebook noise
@@ -41,7 +43,17 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+@contextlib.contextmanager
+def _failing_on(*kinds: type[BaseException]) -> Iterator[None]:
+    """Turn the library's errors of ``kinds`` into a clear message and exit code 2."""
+    try:
+        yield
+    except kinds as error:
+        _fail(str(error))
+
+
 def _course(course: Path | None) -> Path:
+    """The course folder: ``course``, else the one found from the current folder; exit 2 when there is none."""
     try:
         return find_course_root(course)
     except CourseError as error:
@@ -49,28 +61,12 @@ def _course(course: Path | None) -> Path:
         raise
 
 
-def _provision(data: Path | None) -> Path:
-    from autograder.data import provision_mnist_sample
-
-    try:
-        return provision_mnist_sample(data)
-    except DataError as error:
-        _fail(str(error))
-        raise
-
-
 def _provision_offline(data: Path | None, assignments: list[str]) -> None:
-    """For a batch: provision from a local copy only (``--data`` / ``MNIST_SAMPLE_ARCHIVE``), never download;
-    then refuse to start (exit 2) when one of ``assignments`` needs the MNIST sample and it is not provisioned."""
-    from autograder.checks.data import require_sample
+    """Exit 2 unless the MNIST sample that ``assignments`` need is provisioned (from ``data``, never downloaded)."""
+    from autograder.grading import commands
 
-    if data is not None:
-        _provision(data)
-    try:
-        for name in assignments:
-            require_sample(name)
-    except DataError as error:
-        _fail(str(error))
+    with _failing_on(DataError):
+        commands.provision_offline(data=data, assignments=assignments)
 
 
 @click.group()
@@ -99,13 +95,14 @@ def provision(data: Path | None, force: bool) -> None:
 @click.option("--seed", default=42, show_default=True)
 def train(data: Path | None, device: str | None, seed: int) -> None:
     """Run the lesson's reference training and print the validation accuracies."""
+    from autograder.data import provision_mnist_sample
     from autograder.reference.runs import report_runs
 
     table = Table(title="Reference solution on the MNIST sample (validation accuracy)")
     for column in ("run", "accuracy", "bar", "epochs", "CPU s"):
         table.add_column(column)
     try:
-        rows = report_runs(_provision(data), device=device, seed=seed)
+        rows = report_runs(provision_mnist_sample(data), device=device, seed=seed)
     except (DataError, ValueError) as error:
         _fail(str(error))
     for row in rows:
@@ -169,57 +166,53 @@ def validate(course: Path | None, data: Path | None, assignment: str | None) -> 
         sys.exit(1)
 
 
-def _progress_listener(progress, console_):
+def _progress_listener(progress):
+    """Show the library's events: the plan, one line per submission graded, the summary, the demo course."""
     state = {"task": None}
 
     def listen(kind, payload):
         if kind == "waiting":
             progress.console.print(payload, highlight=False, markup=False)
-            return
-        if kind == "plan":
+        elif kind == "plan":
             progress.console.print(payload.describe(), highlight=False, soft_wrap=True)
-            return
-        if kind == "start":
+        elif kind == "start":
             state["task"] = progress.add_task("grading", total=payload)
-            return
-        result = payload
-        style = "green" if result.status.value == "graded" else ("yellow" if result.status.gradable else "red")
-        score = f"{result.score:g}/{result.max_score:g}" if result.cells else "-"
-        progress.console.print(f"  {result.student:20s} [{style}]{result.status.value:16s}[/] {score:>9s} {result.reason}")
-        progress.advance(state["task"])
+        elif kind == "done":
+            _print_result(progress, payload)
+            progress.advance(state["task"])
+        elif kind == "graded":
+            from autograder.grading.summary import summary
+
+            progress.console.print(summary(payload))
+        elif kind == "demo":
+            _print_demo_course(progress.console, payload)
 
     return listen
 
 
-def _limits(cell_timeout: int | None, cpu_limit: int | None, memory_limit: int | None, output_limit: int | None = None):
-    from dataclasses import replace
-
-    from autograder.grading.worker import Limits
-
-    limits = Limits()
-    changes = {"cell_timeout": cell_timeout, "cpu_seconds": cpu_limit, "memory_mb": memory_limit, "output_mb": output_limit}
-    return replace(limits, **{key: value for key, value in changes.items() if value is not None})
+def _print_result(progress, result) -> None:
+    style = "green" if result.status.value == "graded" else ("yellow" if result.status.gradable else "red")
+    score = f"{result.score:g}/{result.max_score:g}" if result.cells else "-"
+    progress.console.print(f"  {result.student:20s} [{style}]{result.status.value:16s}[/] {score:>9s} {result.reason}")
 
 
-def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None, force: bool, limits,
-              executor: str = "local", scheduler: str | None = None, students: tuple[str, ...] = (), wait: bool = True,
-              unsafe_no_sandbox: bool = False):
-    """Grade with a progress bar and print the summary; returns the batch."""
+def _print_demo_course(out: Console, course) -> None:
+    out.print(f"demo course: {course.root}")
+    for student, what in course.students.items():
+        out.print(f"  {student:10s} {what}")
+    if course.no_sandbox is not None:  # the demo grades its own made-up submissions: nothing hostile to contain
+        out.print(f"no namespace sandbox here ({course.no_sandbox}): grading the demo's own submissions without one")
+
+
+@contextlib.contextmanager
+def _progress():
+    """A progress bar drawn only on a terminal (in a log or a pipe it would leave its control characters behind),
+    and the listener that feeds it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from autograder.grading.pipeline import GradeOptions, grade
-    from autograder.grading.summary import summary
-
-    options = GradeOptions(force=force, limits=limits, executor=executor, scheduler=scheduler, students=tuple(students),
-                           wait_for_lock=wait, unsafe_no_sandbox=unsafe_no_sandbox)
-    if jobs:
-        options.jobs = jobs
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    # the bar is drawn only on a terminal: in a log or a pipe it would leave its control characters behind
     with Progress(*columns, console=console, disable=not console.is_terminal) as progress:
-        batch = grade(root, assignment, source, options, _progress_listener(progress, console))
-    console.print(summary(batch))
-    return batch
+        yield _progress_listener(progress)
 
 
 @main.command("grade")
@@ -248,6 +241,7 @@ def run_grade(root: Path, assignment: str, source: Path | None, jobs: int | None
 def grade_command(assignment, course, data, source, jobs, force, students, cell_timeout, cpu_limit, memory_limit, output_limit, executor,
                   scheduler, no_wait=False, unsafe_no_sandbox=False) -> None:
     """Autograde a batch of submissions of ASSIGNMENT, in parallel and resumably."""
+    from autograder.grading import commands
     from autograder.grading.course_lock import CourseLocked
     from autograder.grading.pipeline import GradingError
 
@@ -255,25 +249,19 @@ def grade_command(assignment, course, data, source, jobs, force, students, cell_
         _fail("--executor dask needs --scheduler ADDRESS (e.g. tcp://scheduler:8786) or DASK_SCHEDULER_ADDRESS")
     root = _course(course)
     _provision_offline(data, [assignment])
-    try:
-        batch = run_grade(root, assignment, source, jobs, force, _limits(cell_timeout, cpu_limit, memory_limit, output_limit), executor, scheduler,
-                          students, wait=not no_wait, unsafe_no_sandbox=unsafe_no_sandbox)
-    except (GradingError, CourseError, CourseLocked) as error:
-        _fail(str(error))
-    report = run_report(root, assignment)
-    console.print(f"class report: {report.page}")
-    if not batch.all_gradable:
+    limits = commands.grade_limits(cell_timeout=cell_timeout, cpu_limit=cpu_limit, memory_limit=memory_limit, output_limit=output_limit)
+    with _failing_on(GradingError, CourseError, CourseLocked), _progress() as listener:
+        outcome = commands.grade_assignment(
+            course_root=root, assignment=assignment, source=source, jobs=jobs, force=force, students=students, limits=limits,
+            executor=executor, scheduler=scheduler, wait=not no_wait, unsafe_no_sandbox=unsafe_no_sandbox, listener=listener)
+    console.print(f"class report: {outcome.report.page}")
+    if not outcome.batch.all_gradable:
         errors.print("[red]some submissions could not be graded: see their status and reason above[/]")
         sys.exit(1)
 
 
-def run_report(root: Path, assignment: str, batch=None):
-    """Write the class report of ``assignment`` (``reports/<assignment>/``) from its recorded results (``batch``,
-    when already loaded); returns it."""
-    from autograder.grading.class_report import write_class_report
-    from autograder.grading.pipeline import load_results
-
-    return write_class_report(batch if batch is not None else load_results(root, assignment), root)
+def _nothing_graded(assignment: str) -> None:
+    _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
 
 
 @main.command("report")
@@ -281,47 +269,26 @@ def run_report(root: Path, assignment: str, batch=None):
 @course_option
 def report_command(assignment: str, course: Path | None) -> None:
     """Write the class report of ASSIGNMENT: the mistakes the class made, blank by blank (reports/ASSIGNMENT/)."""
-    from autograder.grading.pipeline import load_results
+    from autograder.grading import commands
 
-    root = _course(course)
-    batch = load_results(root, assignment)
-    if not batch.submissions:
-        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
-    report = run_report(root, assignment, batch)
+    report = commands.write_report(course_root=_course(course), assignment=assignment)
+    if report is None:
+        _nothing_graded(assignment)
     console.print(f"wrote {report.page}, {report.csv.name} and {report.json.name}")
-
-
-def run_exports(root: Path, assignment: str) -> list[Path]:
-    """Write the grades CSV and the Gradescope results of ``assignment``; returns the files written."""
-    from autograder.grading.exports import write_gradescope, write_grades_csv
-    from autograder.grading.pipeline import load_results
-
-    batch = load_results(root, assignment)
-    folder = root / "exports" / assignment
-    return [write_grades_csv(batch, folder / "grades.csv"), *write_gradescope(batch, folder / "gradescope")]
 
 
 @main.command("export")
 @click.argument("assignment")
 @course_option
 def export_command(assignment: str, course: Path | None) -> None:
-    """Write grades.csv and Gradescope results.json files for ASSIGNMENT under exports/."""
+    """Write grades.csv for ASSIGNMENT under exports/ (nbgrader's export columns, status, reason, one per blank)."""
+    from autograder.grading import commands
+
     root = _course(course)
-    written = run_exports(root, assignment)
-    if len(written) == 1:
-        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
-    console.print(f"wrote {written[0].relative_to(root)} and {len(written) - 1} Gradescope results.json file(s)")
-
-
-def run_feedback(root: Path, assignment: str, device: str | None = None) -> list[Path]:
-    """Write one feedback page per student of ``assignment``; returns the pages."""
-    from autograder.grading.feedback import reference_training_curves, write_feedback_pages
-    from autograder.grading.pipeline import load_results
-
-    batch = load_results(root, assignment)
-    trains = any(cell.report and cell.report.get("artifacts", {}).get("curves") for r in batch.submissions for cell in r.cells)
-    curves = reference_training_curves(device) if trains else None
-    return write_feedback_pages(batch, root / "feedback", curves)
+    exports = commands.write_exports(course_root=root, assignment=assignment)
+    if not exports.submissions:
+        _nothing_graded(assignment)
+    console.print(f"wrote {exports.grades_csv.relative_to(root)}")
 
 
 @main.command("feedback")
@@ -330,17 +297,37 @@ def run_feedback(root: Path, assignment: str, device: str | None = None) -> list
 @data_option
 def feedback_command(assignment: str, course: Path | None, data: Path | None) -> None:
     """Write a feedback page per student (check messages, training curves; no hidden test code)."""
+    from autograder.grading import commands
+
     root = _course(course)
     _provision_offline(data, [assignment])
-    pages = run_feedback(root, assignment)
+    pages = commands.write_feedback(course_root=root, assignment=assignment)
     if not pages:
-        _fail(f"no graded submissions of {assignment}: run `autograder grade {assignment}` first")
+        _nothing_graded(assignment)
     console.print(f"wrote {len(pages)} feedback page(s) under {(root / 'feedback').relative_to(root)}/")
 
 
-DEMO_CELL_TIMEOUT = 60
-"""Seconds per cell in the demo: the slowest honest cell (simple_net) takes about 10 s with two kernels
-running, and the demo's endless loop should not hold a worker for long."""
+@main.command("gradescope")
+@click.argument("assignment")
+@course_option
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("autograder.zip"), show_default=True)
+@click.option("--data", type=click.Path(path_type=Path, exists=True), default=None,
+              help="Ship this MNIST sample (mnist_sample.tgz or its folder, about 3 MB) in the zip.")
+@click.option("--data-url", default=None, help="Or: the URL setup.sh downloads the MNIST sample archive from.")
+@click.option("--data-sha256", default=None, help="The SHA-256 that archive must have.")
+@click.option("--cell-timeout", type=click.IntRange(1), default=None, help="Seconds one cell may run [default: 300].")
+@click.option("--cpu-limit", type=click.IntRange(1), default=None, help="CPU seconds per submission [default: 900].")
+@click.option("--memory-limit", type=click.IntRange(64), default=None, help="MiB of memory per submission [default: 6144].")
+def gradescope_command(assignment, course, out, data, data_url, data_sha256, cell_timeout, cpu_limit, memory_limit) -> None:
+    """Build the autograder zip that Gradescope runs to grade ASSIGNMENT (see docs/gradescope.md)."""
+    from autograder.gradescope import build
+
+    limits = {name: value for name, value in (("cell_timeout", cell_timeout), ("cpu_seconds", cpu_limit), ("memory_mb", memory_limit))
+              if value is not None}
+    with _failing_on(build.BuildError, CourseError):
+        built = build.main(assignment=assignment, course=course, out=out, data=data, data_url=data_url, data_sha256=data_sha256,
+                           limits=limits)
+    console.print(f"wrote {built.path} ({built.size / 2**20:.1f} MiB, {len(built.members)} files): upload it as the assignment's autograder")
 
 
 @main.command("demo")
@@ -352,28 +339,16 @@ running, and the demo's endless loop should not hold a worker for long."""
 @click.option("-j", "--jobs", type=click.IntRange(1, 256), default=None)
 def demo_command(course: Path | None, data: Path | None, assignment: str, into: Path | None, jobs: int | None) -> None:
     """The whole instructor cycle on demo submissions: grade, export, feedback, summary."""
-    from autograder.grading.demo import run_demo_course
+    from autograder.grading import commands
 
     root = _course(course)
     _provision_offline(data, [assignment])
-    demo_root = into or root / ".cache" / "demo-course"
-    described = run_demo_course(root, assignment, demo_root)
-    console.print(f"demo course: {demo_root}")
-    for student, what in described.items():
-        console.print(f"  {student:10s} {what}")
-    from autograder.grading.pipeline import no_sandbox_reason
-
-    unsandboxed = no_sandbox_reason()
-    if unsandboxed is not None:  # the demo grades its own made-up submissions: nothing hostile to contain
-        console.print(f"no namespace sandbox here ({unsandboxed}): grading the demo's own submissions without one")
-    batch = run_grade(demo_root, assignment, demo_root / "incoming", jobs, True, _limits(DEMO_CELL_TIMEOUT, None, None),
-                      unsafe_no_sandbox=unsandboxed is not None)
-    written = run_exports(demo_root, assignment)
-    pages = run_feedback(demo_root, assignment)
-    report = run_report(demo_root, assignment)
-    console.print(f"exports: {written[0]} and {len(written) - 1} Gradescope file(s); feedback: {len(pages)} page(s), e.g. {pages[0] if pages else '-'}")
-    console.print(f"class report: {report.page}")
-    if batch.all_gradable:
+    with _progress() as listener:
+        demo = commands.run_demo(course_root=root, assignment=assignment, into=into, jobs=jobs, listener=listener)
+    example = demo.pages[0] if demo.pages else "-"
+    console.print(f"exports: {demo.grades_csv}; feedback: {len(demo.pages)} page(s), e.g. {example}")
+    console.print(f"class report: {demo.report.page}")
+    if demo.batch.all_gradable:
         _fail("the demo's corrupted submission was not reported")
 
 

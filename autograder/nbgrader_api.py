@@ -7,9 +7,12 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from autograder.course import CONFIG_NAME
+
+if TYPE_CHECKING:
+    from nbgrader.api import Gradebook
 
 
 class NbgraderError(RuntimeError):
@@ -28,6 +31,27 @@ def in_course(root: Path) -> Iterator[None]:
     finally:
         os.chdir(previous_cwd)
         os.environ["PATH"] = previous_path
+
+
+GRADEBOOK = "gradebook.db"
+
+
+def gradebook_url(root: Path) -> str:
+    """The SQLAlchemy URL of the course's gradebook, ``sqlite:///<root>/gradebook.db``."""
+    return f"sqlite:///{Path(root) / GRADEBOOK}"
+
+
+@contextlib.contextmanager
+def open_gradebook(root: Path) -> Iterator[Gradebook]:
+    """The course's nbgrader ``Gradebook`` (``gradebook.db`` of ``root``, created if missing), open inside the course.
+
+    Yields:
+        The open gradebook; it is closed on leaving, and nothing is committed but what its callers commit.
+    """
+    from nbgrader.api import Gradebook
+
+    with in_course(root), Gradebook(gradebook_url(root)) as gradebook:
+        yield gradebook
 
 
 def make_api(root: Path, overrides: dict | None = None):
@@ -79,9 +103,7 @@ class CellGrade:
 
 def cell_grades(root: Path, assignment: str, student: str) -> list[CellGrade]:
     """The autograded cells' scores of one submission, read from the course's gradebook."""
-    from nbgrader.api import Gradebook
-
-    with in_course(root), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+    with open_gradebook(root) as gradebook:
         submission = gradebook.find_submission(assignment, student)
         return [
             CellGrade(nb.name, grade.name, float(grade.score), float(grade.max_score))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
-from nbgrader.utils import is_grade, is_solution, is_task
 from traitlets import Bool, Integer
+
+from autograder.nbgrader_cells import grade_id, is_grade, is_solution, is_task
 
 TASK_PLACEHOLDER = "{task}"
 
@@ -17,7 +18,7 @@ class NamedStubClearSolutions(ClearSolutions):
     """
 
     def preprocess_cell(self, cell, resources, cell_index):
-        task = cell.metadata.get("nbgrader", {}).get("grade_id", "this blank")
+        task = grade_id(cell) or "this blank"
         template = dict(self.code_stub)
         self.code_stub = {language: stub.replace(TASK_PLACEHOLDER, task) for language, stub in template.items()}
         try:

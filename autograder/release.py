@@ -11,6 +11,7 @@ import nbformat
 
 from autograder.course import assignments, check_assignment, notebook, scratch_course
 from autograder.nbgrader_api import generate_assignment
+from autograder.nbgrader_cells import nbgrader_metadata
 
 STUDENT_REQUIREMENTS = "requirements.txt"
 
@@ -42,7 +43,7 @@ class ReleaseDifference:
 
 def _cells(path: Path) -> list[tuple[str, str, dict]]:
     nb = nbformat.read(path, as_version=4)
-    return [(cell.cell_type, cell.source, dict(cell.metadata.get("nbgrader", {}))) for cell in nb.cells]
+    return [(cell.cell_type, cell.source, nbgrader_metadata(cell)) for cell in nb.cells]
 
 
 def release_differences(root: Path) -> list[ReleaseDifference]:

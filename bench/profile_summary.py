@@ -18,43 +18,48 @@ import re
 from collections import Counter, defaultdict
 from pathlib import Path
 
-RFC3987 = "rfc3987_syntax"
+JSONSCHEMA_GRAMMAR = ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",))
+"""A phase of every process that imports jsonschema's format checker."""
+
 PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     "coordinator": [
-        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
+        JSONSCHEMA_GRAMMAR,
         ("register the assignment in the course (generate_assignment)", ("register_assignment (",)),
         ("build the scratch gradebook template (generate_assignment)", ("prepare_template (",)),
         ("wait for the worker", ("wait (concurrent/futures/_base.py",)),
-        ("record: score into the gradebook, save the result", ("_record (autograder", "finish (autograder")),
+        ("record: score into the gradebook, save the result", ("record (autograder", "save (autograder")),
         ("collect and stage the submissions", ("collect (autograder", "stage (autograder")),
         ("imports", ("_find_and_load",)),
-        ("summary and other", ("",)),
     ],
     "worker": [
-        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
+        JSONSCHEMA_GRAMMAR,
         ("imports (nbgrader, nbconvert, jupyter_server, sqlalchemy)", ("_find_and_load",)),
         ("kernel start", ("setup_kernel", "start_new_kernel", "async_start_new_kernel")),
         ("executing cells (waiting for the kernel)", ("preprocess_cell",)),
-        ("nbgrader's own steps (sanitize, gradebook, write)", ("",)),
     ],
     "checker": [
         ("hidden checks: train_model training on the real sample", ("calibrated_run (",)),
         ("hidden checks: the other checks (pytest, hypothesis, calls into the kernel)", ("run_checks (",)),
         ("imports (torch, autograder.checks)", ("_find_and_load",)),
-        ("waiting for the notebook's test cells", ("",)),
     ],
     "kernel": [
         ("in-kernel hidden checks (nbgrader autograde without the sandbox)", ("run_checks (",)),
         ("answering the checker's calls (student functions run for the checks)", ("serve (autograder",)),
         ("student cells: imports (fastai, torch)", ("_find_and_load",)),
         ("student cells: code (loading images, training)", ("run_cell",)),
-        ("kernel start-up and idle between cells", ("",)),
     ],
-    "alembic": [
-        ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",)),
-        ("alembic heads (python start-up, imports, run)", ("",)),
-    ],
+    "alembic": [JSONSCHEMA_GRAMMAR],
 }
+"""Per role, its phases in the order they are tried: a stack is the first phase one of whose needles it contains."""
+
+REST: dict[str, str] = {
+    "coordinator": "summary and other",
+    "worker": "nbgrader's own steps (sanitize, gradebook, write)",
+    "checker": "waiting for the notebook's test cells",
+    "kernel": "kernel start-up and idle between cells",
+    "alembic": "alembic heads (python start-up, imports, run)",
+}
+"""Per role, the phase of a stack that matches none of its ``PHASES``, listed last."""
 
 
 def role(processes: list[str]) -> str:
@@ -88,7 +93,7 @@ def phase(kind: str, frames: list[str]) -> str:
     for name, needles in PHASES[kind]:
         if any(needle in stack for needle in needles):
             return name
-    return "other"
+    return REST[kind]
 
 
 def summarise(rows, rate: float) -> str:
@@ -103,7 +108,7 @@ def summarise(rows, rate: float) -> str:
             continue
         total = sum(seconds[kind].values())
         lines.append(f"{kind}: {total:.1f} s in {len(processes[kind])} process(es)")
-        for name, _ in PHASES[kind]:
+        for name in [name for name, _ in PHASES[kind]] + [REST[kind]]:
             if seconds[kind][name]:
                 lines.append(f"  {seconds[kind][name]:8.1f} s  {100 * seconds[kind][name] / total:5.1f}%  {name}")
     return "\n".join(lines)

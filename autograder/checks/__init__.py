@@ -6,6 +6,18 @@ A notebook's hidden test block calls ``check``::
     check("mnist_loss", points=4, mnist_loss=mnist_loss)
 
 It prints one line per check and returns the points earned, so nbgrader gives partial credit.
+
+Which ``check`` that line gets depends on how the notebook runs:
+
+- in hardened grading (``autograder grade``) the student's kernel cannot import this package: the line gets
+  the shim of ``autograder/grading/sandbox/check_shim.py``, which sends the blank and the student's objects
+  over the data-only channel (``sandbox/peer.py``) to the trusted checker (``sandbox/checker.py``); the checker
+  runs ``run_checks`` against proxies of those objects and saves the report the grade is taken from;
+- everywhere else (plain ``nbgrader autograde``, the instructor's own notebook runs, the tests) it gets the
+  ``check`` below, which runs the checks in the calling process.
+
+The checks of an assignment live in the module (or package, one module per blank) named after it:
+``gradient_descent``, ``linear_regression``, ``pixel_similarity``, ``mnist_sgd`` (see ``runner``).
 """
 
 from __future__ import annotations
@@ -22,7 +34,8 @@ __all__ = ["REPORT_MIME_TYPE", "BlankReport", "CheckResult", "check", "known_bla
 
 
 def check(blank: str, points: float, *, device: str | torch.device | None = None, **objects: Any) -> float:
-    """Run the hidden checks of ``blank`` on the student's ``objects``, print the report, return the points.
+    """Run the hidden checks of ``blank`` on the student's ``objects`` in this process, print the report, return
+    the points. (In hardened grading the notebook gets the shim of ``sandbox/check_shim.py`` instead: see above.)
 
     Args:
         blank: the blank's name, as in the notebook (e.g. ``"mse"``).

@@ -20,21 +20,18 @@ from autograder.checks.compare import (
     grad_is_cleared,
     reference_step_on_a_copy,
 )
-from autograder.checks.gradient_descent import (
-    VISIBLE_DEVICE,
-    as_number,
+from autograder.checks.confirmed import (
     call_watching_inputs,
     confirmed_mistake,
     copies,
     expect_close_confirmed,
     lesson_global_variants,
-    shape_or_type,
-    visible_allclose,
-    step_mistakes,
     used_globals_message,
 )
+from autograder.checks.gradient_descent.gd_step import step_mistakes
 from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, learning_rates, random_tensor, seeds
+from autograder.checks.visible import VISIBLE_DEVICE, as_number, shape_or_type, visible_allclose
 from autograder.reference import linear_regression as ref
 from autograder.reference.gradient_descent import mse
 

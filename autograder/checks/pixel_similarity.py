@@ -7,7 +7,7 @@ notebook's globals, counterfactual runs (are the arguments used at all?) and the
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from hypothesis import given
@@ -27,6 +27,7 @@ from autograder.checks.compare import (
 from autograder.checks.data import real_sample
 from autograder.checks.runner import blank, gate
 from autograder.checks.strategies import CHECK_SETTINGS, dtypes, random_tensor, seeds
+from autograder.checks.visible import expect_as_visible, shape_or_type_name
 from autograder.data import synthetic_mnist
 from autograder.reference import pixel_similarity as ref
 
@@ -70,19 +71,8 @@ def _call_distance(student, a: Tensor, b: Tensor) -> Any:
         raise
 
 
-def expect_as_visible(got: Any, expected: Tensor, atol: float, mistakes: Mapping[str, Tensor], what: str) -> None:
-    """The visible test's value assertion: ``got`` is a tensor of ``expected``'s shape within ``atol`` everywhere.
-
-    On failure, names the first known mistake ``got`` matches, else shows the expected and the actual values.
-    """
-    if isinstance(got, Tensor) and got.shape == expected.shape:
-        if bool(torch.allclose(got.detach().cpu().double(), expected.double(), rtol=0.0, atol=atol)):
-            return
-    named = likely_mistake(got, mistakes)
-    if named is not None:
-        raise AssertionError(f"{named} (on the visible test's example)")
-    shown = got.detach().cpu().tolist() if isinstance(got, Tensor) else got
-    raise AssertionError(f"{what}: expected {expected.tolist()}, got {shown} on the visible test's example"[:300])
+AS_THE_DISTANCE_TEST = {"rtol": 0.0, "dtype": torch.float64, "example": "on the visible test's example"}
+"""How the visible test of ``mnist_distance`` compares: within an absolute tolerance only, in float64."""
 
 
 def visible_distance_inputs() -> dict[str, Tensor]:
@@ -106,18 +96,17 @@ def test_mnist_distance_visible_example(student, device):
     given_ = {name: value.to(device) for name, value in visible_distance_inputs().items()}
     zeros, halves = given_["zeros"], given_["halves"]
     d = _call_distance(student, zeros, halves)
-    assert isinstance(d, Tensor) and d.shape == (), f"expected a 0-d tensor for two single images, got {_shape(d)}"
-    expect_as_visible(d, torch.tensor(0.5), 1e-6, distance_mistakes(torch.zeros(28, 28), torch.full((28, 28), 0.5)), "mnist_distance(zeros, halves)")
+    assert isinstance(d, Tensor) and d.shape == (), f"expected a 0-d tensor for two single images, got {shape_or_type_name(d)}"
+    expect_as_visible(d, torch.tensor(0.5), distance_mistakes(torch.zeros(28, 28), torch.full((28, 28), 0.5)),
+                      "mnist_distance(zeros, halves)", atol=1e-6, **AS_THE_DISTANCE_TEST)
     assert torch.equal(zeros.cpu(), torch.zeros(28, 28)), "mnist_distance changed its input a in place: compute a new tensor, (a - b), not a.sub_(b)"
     d = _call_distance(student, halves, zeros)
-    expect_as_visible(d, torch.tensor(0.5), 1e-6, distance_mistakes(torch.full((28, 28), 0.5), torch.zeros(28, 28)), "mnist_distance(halves, zeros)")
+    expect_as_visible(d, torch.tensor(0.5), distance_mistakes(torch.full((28, 28), 0.5), torch.zeros(28, 28)),
+                      "mnist_distance(halves, zeros)", atol=1e-6, **AS_THE_DISTANCE_TEST)
     stack, ideal = given_["stack"], given_["ideal"]
     ds = _call_distance(student, stack, ideal)
-    expect_as_visible(ds, VISIBLE_STACK_DISTANCES, 1e-5, distance_mistakes(stack.cpu(), ideal.cpu()), "mnist_distance(stack, ideal)")
-
-
-def _shape(value: Any) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+    expect_as_visible(ds, VISIBLE_STACK_DISTANCES, distance_mistakes(stack.cpu(), ideal.cpu()), "mnist_distance(stack, ideal)",
+                      atol=1e-5, **AS_THE_DISTANCE_TEST)
 
 
 @blank("mnist_distance")
@@ -202,7 +191,7 @@ def test_is_3_visible_example(student, device):
     assert torch.equal(got.cpu(), VISIBLE_IS_3), f"expected {VISIBLE_IS_3.tolist()}, got {got.cpu().tolist()} on the visible test's example"
     for image, expected in ((toy_mean3, True), (toy_mean7, False)):
         one = _call_is_3(student, image, toy_mean3, toy_mean7)
-        assert isinstance(one, Tensor) and one.shape == (), f"is_3 of one image returned {_shape(one)}, expected a 0-d tensor"
+        assert isinstance(one, Tensor) and one.shape == (), f"is_3 of one image returned {shape_or_type_name(one)}, expected a 0-d tensor"
         assert bool(one) is expected, f"the ideal {'3' if expected else '7'} itself is classified as {bool(one)}"
 
 

@@ -1,9 +1,10 @@
 """Run the hidden checks of one blank with pytest, the student's objects supplied as a fixture.
 
-A check module is a plain pytest module under ``autograder/checks/``. Each test function carries
-``@blank("<name>")``, takes the fixtures ``student`` (the objects the notebook passed in, as attributes)
-and ``device``, states what it verifies in its docstring's first line, and fails with an assertion
-whose message names the likely mistake.
+A check module is a plain pytest module under ``autograder/checks/``, or a package of them (one submodule
+per blank or per few blanks, each listing its ``BLANKS``; the package lists them all). Each test function
+carries ``@blank("<name>")``, takes the fixtures ``student`` (the objects the notebook passed in, as
+attributes) and ``device``, states what it verifies in its docstring's first line, and fails with an
+assertion whose message names the likely mistake.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import contextlib
 import functools
 import io
 import os
+import pkgutil
 import re
 from importlib import import_module
 from pathlib import Path
@@ -27,7 +29,7 @@ from autograder.checks.results import BlankReport, CheckResult
 from autograder.device import get_device
 
 CHECK_MODULES = ("gradient_descent", "linear_regression", "pixel_similarity", "mnist_sgd")
-"""One check module per assignment, named like the reference module it compares against."""
+"""One check module (or package) per assignment, named like the reference module it compares against."""
 
 MESSAGE_LIMIT = 300
 
@@ -47,6 +49,24 @@ def _module_for(blank_name: str) -> ModuleType:
         if blank_name in getattr(module, "BLANKS", ()):
             return module
     raise KeyError(f"no checks for a blank named {blank_name!r}; known blanks: {sorted(known_blanks())}")
+
+
+def check_files(module: ModuleType, blank_name: str | None = None) -> list[str]:
+    """The files pytest collects for ``module``'s checks of ``blank_name`` (of every blank when None).
+
+    A plain module is its own file; for a package, the files of its submodules whose ``BLANKS`` name the blank.
+    """
+    if not hasattr(module, "__path__"):
+        return [module.__file__]
+    files = []
+    for info in pkgutil.iter_modules(module.__path__):
+        submodule = import_module(f"{module.__name__}.{info.name}")
+        blanks = getattr(submodule, "BLANKS", ())
+        if blank_name in blanks or (blank_name is None and blanks):
+            files.append(submodule.__file__)
+    if not files:
+        raise KeyError(f"no module of {module.__name__} has checks for a blank named {blank_name!r}")
+    return files
 
 
 def known_blanks() -> dict[str, str]:
@@ -160,10 +180,10 @@ runner captures their output itself). pytest runs once per blank, so each regist
 ``check(...)`` call; leaving these out saves about a quarter of pytest's own time per blank."""
 
 
-def _pytest_args(module: ModuleType) -> list[str]:
-    folder = str(Path(module.__file__).parent)
+def _pytest_args(files: list[str]) -> list[str]:
+    folder = os.path.commonpath([str(Path(file).parent) for file in files])
     return [
-        module.__file__,
+        *files,
         "-q",
         "--assert=plain",
         "-c",
@@ -197,9 +217,9 @@ def warm_up() -> None:
     torch.autograd.gradcheck(torch.sin, (x,))
     settings(max_examples=1, database=None)(given(strategies.integers())(lambda n: None))()
     plugin = _ChecksPlugin("", SimpleNamespace(), torch.device("cpu"))
-    files = [import_module(f"autograder.checks.{name}").__file__ for name in CHECK_MODULES]
+    files = [file for name in CHECK_MODULES for file in check_files(import_module(f"autograder.checks.{name}"))]
     with _plugin_autoload_disabled(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        pytest.main([*files, *_pytest_args(import_module(f"autograder.checks.{CHECK_MODULES[0]}"))[1:], "--collect-only"], plugins=[plugin])
+        pytest.main([*_pytest_args(files), "--collect-only"], plugins=[plugin])
 
 
 @contextlib.contextmanager
@@ -232,6 +252,7 @@ def run_checks(
     """
     try:
         module = _module_for(blank_name)
+        files = check_files(module, blank_name)
         plugin = _ChecksPlugin(blank_name, SimpleNamespace(**objects), get_device(device))
     except (KeyError, ValueError) as error:
         return BlankReport(blank_name, points, error=str(error))
@@ -239,7 +260,7 @@ def run_checks(
     updating = UPDATES_PARAMETERS.set(blank_name in getattr(module, "UPDATES_PARAMETERS", ()))
     try:
         with _plugin_autoload_disabled(), contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            exit_code = pytest.main(_pytest_args(module), plugins=[plugin])
+            exit_code = pytest.main(_pytest_args(files), plugins=[plugin])
     except Exception as error:  # noqa: BLE001 - a broken run must score 0 with a reason, not crash the cell
         return BlankReport(blank_name, points, error=f"{type(error).__name__}: {error}")
     finally:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 import nbformat
 
+from autograder.nbgrader_cells import grade_id, nbgrader_metadata
+
 HIDDEN_BEGIN, HIDDEN_END = "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"
 FLAGS = ("grade", "solution", "locked", "task")
 
@@ -73,7 +75,7 @@ def tracked_cells(release: nbformat.NotebookNode) -> list[TrackedCell]:
     """The tracked cells of a released notebook, in order."""
     cells = []
     for cell in release.cells:
-        meta = cell.metadata.get("nbgrader", {})
+        meta = nbgrader_metadata(cell)
         if "grade_id" not in meta or not any(meta.get(flag) for flag in FLAGS):
             continue
         cells.append(TrackedCell(
@@ -85,7 +87,7 @@ def tracked_cells(release: nbformat.NotebookNode) -> list[TrackedCell]:
 
 def _put_back(cell: nbformat.NotebookNode, wanted: TrackedCell) -> None:
     """Set the cell's id, flags and points to the release's, keeping its other nbgrader keys (checksum, ...)."""
-    meta = dict(cell.metadata.get("nbgrader") or {})
+    meta = nbgrader_metadata(cell)
     meta.update({"grade": wanted.grade, "grade_id": wanted.grade_id, "locked": wanted.locked, "solution": wanted.solution,
                  "task": wanted.task})
     meta.setdefault("schema_version", 3)
@@ -96,13 +98,8 @@ def _put_back(cell: nbformat.NotebookNode, wanted: TrackedCell) -> None:
     cell.metadata["nbgrader"] = meta
 
 
-def _grade_id(cell: nbformat.NotebookNode) -> str | None:
-    meta = cell.metadata.get("nbgrader")
-    return meta.get("grade_id") if isinstance(meta, dict) else None
-
-
 def _differs(cell: nbformat.NotebookNode, expected: TrackedCell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
+    meta = nbgrader_metadata(cell)
     if any(bool(meta.get(flag)) != getattr(expected, flag) for flag in FLAGS):
         return True
     if expected.grade:
@@ -129,11 +126,11 @@ def restore(nb: nbformat.NotebookNode, expected: list[TrackedCell]) -> list[str]
     owner = _owners(nb, expected)  # grade_id -> index of the submission cell that carries it
     strangers: list[int] = []      # cells without a known grade_id
     for index, cell in enumerate(nb.cells):
-        grade_id = _grade_id(cell)
-        if grade_id in by_id and owner[grade_id] != index:
-            changes.append(f"{grade_id} duplicated (the copy is not graded)")
+        carried = grade_id(cell)
+        if carried in by_id and owner[carried] != index:
+            changes.append(f"{carried} duplicated (the copy is not graded)")
             _make_plain(cell)
-        elif grade_id not in by_id:
+        elif carried not in by_id:
             strangers.append(index)
     missing = [cell for cell in expected if cell.grade_id not in owner]
     for wanted in missing:
@@ -142,22 +139,22 @@ def restore(nb: nbformat.NotebookNode, expected: list[TrackedCell]) -> list[str]
             continue
         strangers.remove(index)
         owner[wanted.grade_id] = index
-        found = _grade_id(nb.cells[index])
+        found = grade_id(nb.cells[index])
         if found is None:
             changes.append(f"{wanted.grade_id}'s grading metadata removed (restored)")
         else:
             changes.append(f"{wanted.grade_id} renamed to {found} (restored)")
         _put_back(nb.cells[index], wanted)
     for index in strangers:
-        found = _grade_id(nb.cells[index])
+        found = grade_id(nb.cells[index])
         if found is not None or "nbgrader" in nb.cells[index].metadata:
             if found is not None:
                 changes.append(f"cell {found!r} is not part of the assignment (not graded)")
             _make_plain(nb.cells[index])
-    for grade_id, index in owner.items():
-        cell, wanted = nb.cells[index], by_id[grade_id]
+    for owned, index in owner.items():
+        cell, wanted = nb.cells[index], by_id[owned]
         if _differs(cell, wanted):
-            changes.append(f"{grade_id}'s grading metadata edited (restored)")
+            changes.append(f"{owned}'s grading metadata edited (restored)")
             _put_back(cell, wanted)
     changes.extend(f"{cell.grade_id} deleted (scores 0)" for cell in expected if cell.grade_id not in owner and cell.grade)
     return changes
@@ -168,7 +165,7 @@ def _owners(nb: nbformat.NotebookNode, expected: list[TrackedCell]) -> dict[str,
     (the original, not a copy pasted elsewhere); the first one when none does."""
     carriers: dict[str, list[int]] = {}
     for index, cell in enumerate(nb.cells):
-        carriers.setdefault(_grade_id(cell), []).append(index)
+        carriers.setdefault(grade_id(cell), []).append(index)
     owner: dict[str, int] = {}
     previous = -1
     for wanted in expected:
@@ -200,3 +197,19 @@ def restored_copy(nb: nbformat.NotebookNode, expected: list[TrackedCell]) -> tup
     """A restored copy of ``nb`` and the changes, leaving ``nb`` as it is."""
     twin = copy.deepcopy(nb)
     return twin, restore(twin, expected)
+
+
+def changed_test_cells(submitted: nbformat.NotebookNode, release: nbformat.NotebookNode) -> list[str]:
+    """What the student changed in the tracked cells of ``submitted``, one phrase each; empty when nothing.
+
+    The changes ``restore`` undoes (deleted, renamed, re-labelled cells), then every locked test cell whose
+    visible source differs from the release's (nbgrader restores the original for grading).
+    """
+    expected = tracked_cells(release)
+    restored, problems = restored_copy(submitted, expected)
+    by_id = {grade_id(cell): cell for cell in restored.cells}
+    for wanted in expected:
+        mine = by_id.get(wanted.grade_id)
+        if wanted.grade and wanted.locked and mine is not None and visible_source(mine.source) != wanted.source:
+            problems.append(f"{wanted.grade_id} edited (the original was restored for grading)")
+    return problems

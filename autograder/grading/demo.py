@@ -16,6 +16,7 @@ import nbformat
 from nbformat import NotebookNode
 
 from autograder.course import check_assignment, notebook, scratch_course
+from autograder.nbgrader_cells import grade_id, is_solution
 
 _MARKER = re.compile(r"\s*#+\s*(BEGIN|END) SOLUTION\s*")
 HANG = "while True: pass"
@@ -34,8 +35,8 @@ WRONG_SNIPPETS: dict[str, dict[str, str]] = {
         self.params, self.lr = list(params), lr
 
     def step(self, *args, **kwargs):
-        for p in self.params:
-            p.data -= p.grad.data * self.lr
+        for param in self.params:
+            param.data.add_(param.grad.data, alpha=-self.lr)
 
     def zero_grad(self, *args, **kwargs):
         for p in self.params:
@@ -92,14 +93,6 @@ DETACHED_SNIPPETS: dict[str, dict[str, str]] = {
 cells calling that blank directly wait for the time limit."""
 
 
-def _grade_id(cell: NotebookNode) -> str | None:
-    return cell.metadata.get("nbgrader", {}).get("grade_id")
-
-
-def _is_answer(cell: NotebookNode) -> bool:
-    return bool(cell.metadata.get("nbgrader", {}).get("solution"))
-
-
 def _without_markers(source: str) -> str:
     lines = source.splitlines(keepends=True)
     return "".join(line for line in lines if not _MARKER.fullmatch(line.rstrip("\n"))).rstrip("\n")
@@ -122,7 +115,7 @@ def _with_hang(source: str) -> str:
 
 
 def _answer_cells(nb: NotebookNode) -> dict[str, NotebookNode]:
-    return {_grade_id(cell): cell for cell in nb.cells if _is_answer(cell)}
+    return {grade_id(cell): cell for cell in nb.cells if is_solution(cell)}
 
 
 def solution_snippets(source_notebook: Path) -> dict[str, str]:
@@ -136,7 +129,7 @@ def solution_snippets(source_notebook: Path) -> dict[str, str]:
         ``### END SOLUTION`` lines removed and indentation kept, in notebook order.
     """
     nb = nbformat.read(source_notebook, as_version=4)
-    return {grade_id: _without_markers(cell.source) for grade_id, cell in _answer_cells(nb).items()}
+    return {name: _without_markers(cell.source) for name, cell in _answer_cells(nb).items()}
 
 
 def fill(release_notebook: Path, answers: Mapping[str, str]) -> NotebookNode:
@@ -157,17 +150,17 @@ def fill(release_notebook: Path, answers: Mapping[str, str]) -> NotebookNode:
     unknown = sorted(set(answers) - set(cells))
     if unknown:
         raise ValueError(f"{Path(release_notebook).name} has no answer cell {', '.join(unknown)}")
-    for grade_id, source in answers.items():
-        cells[grade_id].source = source
+    for name, source in answers.items():
+        cells[name].source = source
     return nb
 
 
 def _hanging_blank(source_nb: NotebookNode, assignment: str) -> str:
     if assignment in HANGING_BLANKS:
         return HANGING_BLANKS[assignment]
-    for grade_id, cell in _answer_cells(source_nb).items():
+    for name, cell in _answer_cells(source_nb).items():
         if cell.cell_type == "code" and re.search(r"^\s*def ", cell.source, re.M):
-            return grade_id
+            return name
     raise ValueError(f"{assignment} has no answer cell with a function to make hang")
 
 
@@ -217,7 +210,7 @@ def write_demo_submissions(course_root: Path, assignment: str, into: Path) -> di
         described["grace"] = f"wrong {', '.join(wrong)}, the rest solved: partial credit, each failed check names the mistake"
     else:
         last = list(solved)[-1]
-        _write(fill(release_path, {grade_id: source for grade_id, source in solved.items() if grade_id != last}), target("grace"))
+        _write(fill(release_path, {name: source for name, source in solved.items() if name != last}), target("grace"))
         described["grace"] = f"{last} left as released, the rest solved: partial credit"
 
     target("alan").parent.mkdir(parents=True, exist_ok=True)

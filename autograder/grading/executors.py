@@ -5,11 +5,8 @@ pairs as they complete; the pipeline records each pair in the course's gradebook
 coordinating process stays the only writer whichever executor ran the notebooks.
 
 - ``LocalExecutor``: ``jobs`` threads, each watching one grading process on this machine.
-- ``DaskExecutor``: one Dask task per submission. The task receives bytes only (the course's
-  ``nbgrader_config.py``, ``release/<assignment>/``, the template gradebook, the student's submitted files,
-  the limits), rebuilds a small course in a temporary folder on the worker, runs ``execute_submission`` there
-  with the same limits as local grading, and returns plain data: the status, reason, usage and the executed
-  notebook as JSON text. No Python object of the student ever leaves the worker. A worker that dies mid-task
+- ``DaskExecutor``: one Dask task per submission (``dask_tasks.grade_on_worker``: bytes in, plain data out;
+  no Python object of the student ever leaves the worker). A worker that dies mid-task
   makes Dask run the task on another worker; a submission under which more than the scheduler's
   ``allowed-failures`` workers died while it ran ends as ``grader_error`` (see ``DaskExecutor``).
 
@@ -18,23 +15,24 @@ coordinating process stays the only writer whichever executor ran the notebooks.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
-import tempfile
 import threading
 import uuid
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, replace
-from pathlib import Path, PurePosixPath
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from autograder.course import CONFIG_NAME
+from autograder.grading import processes
+from autograder.grading.dask_tasks import course_payload, execution_from_payload, grade_on_worker, job_payload, task_slots_by_host
+from autograder.grading.limits import Limits
+from autograder.grading.outcome import Execution
 from autograder.grading.results import Status
 from autograder.grading.submissions import Submission
 from autograder.grading.warm import WarmStarts
-from autograder.grading.worker import Execution, Limits, execute_submission
+from autograder.grading.worker import execute_submission
 
 SCHEDULER_ENV_VAR = "DASK_SCHEDULER_ADDRESS"
 EXECUTORS = ("local", "dask")
@@ -85,6 +83,7 @@ class LocalExecutor:
     ) -> Completed:
         if limits.threads == 0:
             limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // self.jobs))
+        processes.remove_abandoned_channels()
         warm = WarmStarts(course_root, assignment, limits, work, len(submissions)) if self.warm else None
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:
@@ -112,163 +111,6 @@ class LocalExecutor:
         finally:
             if warm is not None:
                 warm.close()
-
-
-# --- what travels to a Dask worker, and back --------------------------------------------------------------
-
-
-def _folder_files(folder: Path) -> dict[str, bytes]:
-    """Every regular file under ``folder``: relative POSIX path -> bytes (links and special files left out)."""
-    files = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not path.is_symlink():
-            files[path.relative_to(folder).as_posix()] = path.read_bytes()
-    return files
-
-
-def _write_files(files: dict[str, bytes], into: Path) -> None:
-    """Write ``files`` (from ``_folder_files``) under ``into``, refusing paths that would leave it."""
-    for name, data in files.items():
-        relative = PurePosixPath(name)
-        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise ValueError(f"refusing to write {name!r} outside the work folder")
-        target = into.joinpath(*relative.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-
-
-def course_payload(course_root: Path, template_db: Path, assignment: str) -> dict[str, Any]:
-    """What every grading task of a batch needs from the course: its configuration, ``release/<assignment>/``
-    and the template gradebook, as bytes (built once by the coordinator, shared by the batch's tasks)."""
-    return {
-        "assignment": assignment,
-        "config": (course_root / CONFIG_NAME).read_bytes(),
-        "release": _folder_files(course_root / "release" / assignment),
-        "template": template_db.read_bytes(),
-    }
-
-
-def job_payload(course_root: Path, assignment: str, submission: Submission, limits: Limits) -> dict[str, Any]:
-    """One submission's task input: the student's name, submitted files (bytes) and the limits."""
-    submitted = course_root / "submitted" / submission.student / assignment
-    return {"student": submission.student, "submitted": _folder_files(submitted), "limits": asdict(limits)}
-
-
-def task_slots_by_host(workers: dict[str, dict[str, Any]]) -> dict[str, int]:
-    """Task threads of all Dask workers per host, from ``Client.scheduler_info()["workers"]``.
-
-    Several worker processes often share one machine (a ``LocalCluster``, ``dask-worker --nworkers``), and
-    each task starts a kernel of its own: the cores of a host are shared among all its workers' task threads.
-    """
-    slots: dict[str, int] = {}
-    for info in workers.values():
-        host, threads = info.get("host"), info.get("nthreads")
-        if isinstance(host, str) and isinstance(threads, int) and threads > 0:
-            slots[host] = slots.get(host, 0) + threads
-    return slots
-
-
-def _worker_threads(slots_by_host: dict[str, int]) -> int:
-    """The math-library threads for one kernel on this Dask worker: the host's cores / the task threads of
-    every worker on the host (from ``task_slots_by_host``; this worker's own threads when its host is unknown)."""
-    from dask.system import cpu_count
-
-    try:
-        from distributed import get_worker
-        from distributed.comm import get_address_host
-
-        worker = get_worker()
-        slots = slots_by_host.get(get_address_host(worker.address)) or worker.state.nthreads
-    except (ImportError, ValueError, AttributeError):
-        slots = 1
-    return max(1, cpu_count() // max(1, slots))
-
-
-_WORKER_FOLDER: Path | None = None
-_worker_folder_lock = threading.Lock()
-
-
-def _worker_folder() -> Path:
-    """This process's folder for grading tasks, under the temporary folder; made at its first task, removed at exit.
-
-    Holds each task's work folder and, beside them, what the sandbox stages once for all of them.
-    """
-    global _WORKER_FOLDER
-    with _worker_folder_lock:
-        if _WORKER_FOLDER is None or not _WORKER_FOLDER.is_dir():
-            _WORKER_FOLDER = Path(tempfile.mkdtemp(prefix="autograder-worker-"))
-            atexit.register(shutil.rmtree, _WORKER_FOLDER, ignore_errors=True)
-        return _WORKER_FOLDER
-
-
-def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
-    """The Dask task: execute one submission on this worker and return plain data.
-
-    Rebuilds a course holding only ``nbgrader_config.py`` and ``release/<assignment>/``, plus the student's
-    ``submitted/`` folder, in a temporary folder; runs ``execute_submission`` under the shipped limits (a
-    ``threads`` of 0 becomes the host's cores per task thread of all its workers, see ``_worker_threads``);
-    removes the folder. The submission's work folder lies in this worker process's folder (``_worker_folder``),
-    so the read-only data the kernels share (the MNIST sample, matplotlib's font cache) is staged once per
-    worker, not once per task, as once per batch in local grading.
-
-    Returns:
-        ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
-        ``notebook_name`` and ``notebook`` (the executed notebook's JSON text; both None when execution
-        failed): strings and numbers only.
-    """
-    assignment, student = course["assignment"], job["student"]
-    limits = Limits(**job["limits"])
-    if limits.threads == 0:
-        limits = replace(limits, threads=_worker_threads(course.get("task_slots", {})))
-    base = _worker_folder()
-    with tempfile.TemporaryDirectory(prefix="task-", dir=base) as tmp:
-        root = Path(tmp)
-        course_root = root / "course"
-        _write_files({CONFIG_NAME: course["config"]}, course_root)
-        _write_files(course["release"], course_root / "release" / assignment)
-        template = root / "gradebook.db"
-        template.write_bytes(course["template"])
-        submitted = course_root / "submitted" / student / assignment
-        submitted.mkdir(parents=True)
-        _write_files(job["submitted"], submitted)
-        work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
-        try:
-            execution = execute_submission(course_root, template, assignment, student, submitted, work, limits)
-            notebook = execution.notebook
-            return {
-                "status": execution.status.value,
-                "reason": str(execution.reason),
-                "seconds": float(execution.seconds),
-                "cpu_seconds": float(execution.cpu_seconds),
-                "peak_memory_mb": float(execution.peak_memory_mb),
-                "notebook_name": notebook.name if notebook is not None else None,
-                "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
-            }
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-
-
-def execution_from_payload(payload: Any, scratch: Path) -> Execution:
-    """The ``Execution`` of a task's returned data; its notebook is written into ``scratch``.
-
-    Raises:
-        ValueError: the data is not what ``grade_on_worker`` returns.
-    """
-    if not isinstance(payload, dict):
-        raise ValueError(f"a grading task returned {type(payload).__name__}, not a dict")
-    status = Status(payload["status"])
-    notebook = None
-    if payload.get("notebook") is not None:
-        name = Path(str(payload.get("notebook_name") or "executed.ipynb")).name
-        if not name.endswith(".ipynb") or name.startswith("."):
-            raise ValueError(f"a grading task returned a notebook named {name!r}")
-        scratch.mkdir(parents=True, exist_ok=True)
-        notebook = scratch / name
-        notebook.write_text(str(payload["notebook"]), encoding="utf-8")
-    return Execution(
-        status, str(payload.get("reason", "")), notebook,
-        float(payload.get("seconds", 0.0)), float(payload.get("cpu_seconds", 0.0)), float(payload.get("peak_memory_mb", 0.0)),
-    )
 
 
 def _identity(value: Any) -> Any:
@@ -364,22 +206,11 @@ class DaskExecutor:
         if not submissions:
             return
         distributed = _import_distributed()
-        from distributed.scheduler import KilledWorker
-
         client, opened = self._connect()
         token = uuid.uuid4().hex
-        topic = f"autograder-started-{token}"
-        started: Counter[int] = Counter()
-        lock = threading.Lock()
-
-        def count_start(event: tuple[float, Any]) -> None:
-            message = event[1]
-            if isinstance(message, dict) and isinstance(message.get("index"), int):
-                with lock:
-                    started[message["index"]] += 1
-
+        starts = _Starts(f"autograder-started-{token}")
         futures: dict[Any, tuple[int, int]] = {}
-        client.subscribe_topic(topic, count_start)
+        client.subscribe_topic(starts.topic, starts.record)
         try:
             payload = {**course_payload(course_root, template_db, assignment),
                        "task_slots": task_slots_by_host(client.scheduler_info()["workers"])}
@@ -388,7 +219,7 @@ class DaskExecutor:
 
             def submit(index: int, attempt: int):
                 key = f"autograder-grade-{token}-{index:05d}-{attempt}"
-                future = client.submit(run_task, self.task, topic, index, course, jobs[index], key=key, retries=self.retries)
+                future = client.submit(run_task, self.task, starts.topic, index, course, jobs[index], key=key, retries=self.retries)
                 futures[future] = (index, attempt)
                 return future
 
@@ -396,26 +227,10 @@ class DaskExecutor:
             for future in completed:
                 index, attempt = futures.pop(future)
                 submission, scratch = submissions[index], work / f"{index:05d}"
-                try:
-                    execution = execution_from_payload(future.result(), scratch)
-                except CancelledError as error:
-                    raise ExecutorError(
-                        f"the Dask cluster dropped the task of {submission.student} (scheduler lost or restarted?): {error}; "
-                        "the results recorded so far are saved, run the same command again to grade the rest"
-                    ) from error
-                except KilledWorker as error:
-                    allowed = error.allowed_failures if isinstance(getattr(error, "allowed_failures", None), int) else 3
-                    with lock:
-                        killed = started[index]
-                    if killed <= allowed and attempt < self.max_attempts:
-                        completed.add(submit(index, attempt + 1))  # it was waiting, not running, on some of them
-                        continue
-                    if killed > allowed:
-                        execution = _failure(f"killed {killed} grading workers; marked failed")
-                    else:
-                        execution = _failure(f"{allowed + 1} grading workers died while it waited for them, {attempt} times; marked failed")
-                except Exception as error:  # noqa: BLE001 - a task failure is this submission's status
-                    execution = _failure(f"the worker failed: {error}")
+                execution = self._execution(future, submission, scratch, lambda: starts[index], attempt)
+                if execution is None:
+                    completed.add(submit(index, attempt + 1))  # it was waiting, not running, on some of them
+                    continue
                 future.release()
                 yield submission, execution
                 shutil.rmtree(scratch, ignore_errors=True)
@@ -423,11 +238,56 @@ class DaskExecutor:
             for future in futures:
                 future.cancel()
             try:
-                client.unsubscribe_topic(topic)
+                client.unsubscribe_topic(starts.topic)
             except Exception:  # noqa: BLE001 - the client may already be closing
                 pass
             if opened:
                 client.close()
+
+    def _execution(self, future: Any, submission: Submission, scratch: Path, killed: Callable[[], int], attempt: int
+                   ) -> Execution | None:
+        """The submission's execution from its finished task; None when it is to be submitted again.
+
+        ``killed``: how many workers died while this submission was running on them, so far.
+        """
+        from distributed.scheduler import KilledWorker
+
+        try:
+            return execution_from_payload(future.result(), scratch)
+        except CancelledError as error:
+            raise ExecutorError(
+                f"the Dask cluster dropped the task of {submission.student} (scheduler lost or restarted?): {error}; "
+                "the results recorded so far are saved, run the same command again to grade the rest"
+            ) from error
+        except KilledWorker as error:
+            allowed = error.allowed_failures if isinstance(getattr(error, "allowed_failures", None), int) else 3
+            died = killed()
+            if died <= allowed and attempt < self.max_attempts:
+                return None
+            if died > allowed:
+                return _failure(f"killed {died} grading workers; marked failed")
+            return _failure(f"{allowed + 1} grading workers died while it waited for them, {attempt} times; marked failed")
+        except Exception as error:  # noqa: BLE001 - a task failure is this submission's status
+            return _failure(f"the worker failed: {error}")
+
+
+class _Starts:
+    """How many times each submission started executing on a worker, from the tasks' messages on ``topic``."""
+
+    def __init__(self, topic: str) -> None:
+        self.topic = topic
+        self._counts: Counter[int] = Counter()
+        self._lock = threading.Lock()
+
+    def record(self, event: tuple[float, Any]) -> None:
+        message = event[1]
+        if isinstance(message, dict) and isinstance(message.get("index"), int):
+            with self._lock:
+                self._counts[message["index"]] += 1
+
+    def __getitem__(self, index: int) -> int:
+        with self._lock:
+            return self._counts[index]
 
 
 def make_executor(executor: Any = "local", jobs: int | None = None, scheduler: str | None = None) -> Executor:

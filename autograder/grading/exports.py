@@ -1,17 +1,16 @@
-"""Grades for other tools: a gradebook CSV in nbgrader's export layout, and Gradescope's ``results.json``.
+"""Grades for other tools: a gradebook CSV in nbgrader's export layout.
 
-Both are built from a ``BatchResult`` alone. A submission that could not be graded keeps its status and
-reason in every export, so a 0 there always comes with its explanation.
+It is built from a ``BatchResult`` alone. A submission that could not be graded keeps its status and
+reason in it, so a 0 there always comes with its explanation. (Gradescope reads only what an autograder it
+runs itself writes: see ``autograder.gradescope``.)
 """
 
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
-from autograder.checks.report import format_report
-from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
+from autograder.grading.results import BatchResult
 
 NBGRADER_COLUMNS = (
     "assignment",
@@ -27,7 +26,6 @@ NBGRADER_COLUMNS = (
     "max_score",
 )
 STATUS_COLUMNS = ("status", "reason")
-GRADESCOPE_FILE = "results.json"
 
 
 def subfolder(folder: Path, name: str) -> Path:
@@ -118,53 +116,3 @@ def write_grades_csv(batch: BatchResult, path: Path) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     return path
-
-
-def check_lines(cell: CellResult) -> str:
-    """What the student sees for one blank: the lines of its report (``CellResult.blank_report``: when the cell
-    raised, the visible test's error, then the checks and their likely mistakes), else what the cell printed."""
-    report = cell.blank_report()
-    return cell.output if report is None else format_report(report)
-
-
-def status_line(result: SubmissionResult) -> str:
-    """``"<status>: <reason>"`` (or just the status when there is no reason)."""
-    return f"{result.status.value}: {result.reason}" if result.reason else result.status.value
-
-
-def gradescope_results(result: SubmissionResult) -> dict:
-    """One submission in Gradescope's ``results.json`` format.
-
-    Returns:
-        ``{"score", "output", "tests": [{"name", "score", "max_score", "output", "visibility"}]}``: ``score``
-        is the total (0 when the submission could not be graded); ``output`` summarizes the points and, for
-        any status other than ``graded``, states the status and reason; ``tests`` has one entry per blank.
-    """
-    gradable = result.status.gradable
-    score = result.score if gradable else 0.0
-    points = f"{score:g}/{result.max_score:g}" if result.cells else f"{score:g}"
-    summary = f"{result.assignment}: {points} points"
-    if result.status is not Status.GRADED or result.reason:
-        summary = f"{summary}\n{status_line(result)}"
-    tests = [
-        {
-            "name": cell.blank,
-            "score": round(cell.score, 2) if gradable else 0.0,
-            "max_score": cell.max_score,
-            "output": check_lines(cell),
-            "visibility": "visible",
-        }
-        for cell in result.cells
-    ]
-    return {"score": round(score, 2), "output": summary, "tests": tests}
-
-
-def write_gradescope(batch: BatchResult, folder: Path) -> list[Path]:
-    """Write ``folder/<student>/results.json`` for every submission; returns the files written."""
-    written = []
-    for result in batch.submissions:
-        path = subfolder(folder, result.student) / GRADESCOPE_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(gradescope_results(result), indent=1), encoding="utf-8")
-        written.append(path)
-    return written

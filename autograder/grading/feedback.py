@@ -15,7 +15,7 @@ import base64
 import io
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from autograder.checks.report import CELL_UNFINISHED, VISIBLE_TEST_FAILED, hidden_checks_verdict
+from autograder.checks.results import CheckResult
 from autograder.grading.exports import blank_max_scores, subfolder
 from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
 
@@ -57,16 +58,6 @@ STATUS_TEXT = {
 
 
 @dataclass(frozen=True)
-class CheckView:
-    """One check as shown: its name, whether it passed, and the likely mistake."""
-
-    name: str
-    passed: bool
-    message: str = ""
-    gate: bool = False
-
-
-@dataclass(frozen=True)
 class BlankView:
     """One blank as shown: points, checks (from the report), or the cell's printed text without a report.
 
@@ -81,7 +72,7 @@ class BlankView:
     name: str
     points: str
     full_marks: bool
-    checks: list[CheckView] = field(default_factory=list)
+    checks: list[CheckResult] = field(default_factory=list)
     error: str = ""
     output: str = ""
     failure: str = ""
@@ -139,7 +130,7 @@ def blank_view(cell: CellResult, gradable: bool) -> BlankView:
     if report is None:
         return BlankView(cell.blank, points, full, output=without_hidden_tests(cell.output))
     ordered = report.failed + [r for r in report.results if r.passed]
-    checks = [CheckView(without_hidden_tests(r.name), r.passed, without_hidden_tests(r.message), r.gate) for r in ordered]
+    checks = [replace(r, name=without_hidden_tests(r.name), message=without_hidden_tests(r.message)) for r in ordered]
     failure = verdict = ""
     if report.visible_test_error:
         what = CELL_UNFINISHED if report.cell_unfinished else VISIBLE_TEST_FAILED

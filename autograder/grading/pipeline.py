@@ -1,47 +1,52 @@
 """``grade``: the grading pipeline as an ordered list of small steps.
 
-1. preflight: the assignment exists, the output folders are writable, there is disk space;
-2. collect: find the submissions (nbgrader layout, a flat folder or a zip) and give each problem a status;
+1. preflight: the assignment exists, the output folders are writable, there is disk space, a sandbox can be
+   made (``preflight``, ``sandbox_support``);
+2. collect: find the submissions (nbgrader layout, a flat folder or a zip), give each problem a status, keep one
+   submission per student and a digest of each (``collect``);
 3. plan: grade what is new or changed since its last grade (a digest of each submission is kept with its
-   result), skip the rest (unless ``force``), or grade only ``students``;
-4. stage: copy the gradable notebooks to grade into ``submitted/<student>/<assignment>/``;
-5. register: make sure the course gradebook knows the assignment;
+   result), skip the rest (unless ``force``), or grade only ``students`` (``plan``);
+4. stage: copy the gradable notebooks to grade into ``submitted/<student>/<assignment>/`` (``submissions.stage``);
+5. register: make sure the course gradebook knows the assignment (``record.register_assignment``);
 6. execute: run each submission in its own scratch course and process, under limits, with the executor
-   (``jobs`` at a time on this machine, or as tasks on a Dask cluster: ``executors``);
+   (``jobs`` at a time on this machine, or as tasks on a Dask cluster: ``executors``; ``execute``);
 7. record: as results arrive, score each one into the one gradebook (a single writer: one run per course
-   at a time holds ``course_lock`` from the plan to the last record) and save its result;
+   at a time holds ``course_lock`` from the plan to the last record) and save its result (``record``, ``save``);
 8. report: return every submission's result (the caller prints, exports and writes feedback).
+
+Each step takes and returns plain data; ``grade`` only calls them in order.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
+import itertools
 import os
-import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import nbformat
 
-from autograder.course import check_assignment, notebook, scratch_course
+from autograder.course import notebook
 from autograder.grading import record as recording
-from autograder.grading.cell_restore import restored_copy, tracked_cells, visible_source
+from autograder.grading import submissions as inputs
+from autograder.grading.cell_restore import changed_test_cells
 from autograder.grading.course_lock import course_lock
 from autograder.grading.executors import ExecutorError, make_executor
-from autograder.grading.results import BatchResult, Status, SubmissionResult
-from autograder.grading.submissions import Submission, collect, stage
+from autograder.grading.preflight import GradingError, NO_SANDBOX, no_sandbox_reason, preflight
+from autograder.grading.record import register_assignment
+from autograder.grading.results import BatchResult, Status, SubmissionResult, load_results, result_path, results_folder, saved_result
+from autograder.grading.submissions import Submission, stage
 from autograder.grading.worker import Execution, Limits, prepare_template
-from autograder.nbgrader_api import NbgraderError, in_course, make_api
 
-RESULTS_DIR = "grading"
-MIN_FREE_BYTES = 200 * 2**20
-
-
-class GradingError(RuntimeError):
-    """The batch cannot start (bad assignment, unwritable or full output folder, unreadable input)."""
+__all__ = [
+    "Collected", "GradeOptions", "GradingError", "Listener", "Plan", "Target", "already_graded", "collect", "execute", "grade",
+    "load_results", "no_sandbox_reason", "partition", "plan", "preflight", "record", "record_ungradable", "register_assignment",
+    "results_folder", "sandbox_support", "save", "submission_digest",
+]
 
 
 @dataclass
@@ -81,6 +86,97 @@ number to grade) once, then ("done", result) for each submission."""
 
 
 @dataclass(frozen=True)
+class Target:
+    """What a batch grades: the course, the assignment, and its notebooks as nbgrader names them.
+
+    Attributes:
+        notebook_name: the file name nbgrader expects a submission to have (``04_mnist_sgd.ipynb``).
+        release_notebook: ``release/<assignment>/<notebook>``, what the students received.
+    """
+
+    course_root: Path
+    assignment: str
+    notebook_name: str
+    release_notebook: Path
+
+    @classmethod
+    def of(cls, course_root: Path, assignment: str) -> "Target":
+        """The target of ``assignment`` in the course at ``course_root``.
+
+        Raises:
+            CourseError: the course has no such assignment.
+        """
+        return cls(course_root, assignment, notebook(course_root, "source", assignment).name, notebook(course_root, "release", assignment))
+
+    @functools.cached_property
+    def test_cells(self) -> frozenset[str]:
+        """The ``grade_id`` of each test cell of the release; a complete record has a grade for every one."""
+        return frozenset(recording.release_test_cells(self.release_notebook))
+
+
+def sandbox_support(options: GradeOptions) -> Limits:
+    """The batch's limits: every kernel in a namespace sandbox, or none with ``options.unsafe_no_sandbox``.
+
+    Raises:
+        GradingError: no sandbox can be made here (the reason says why) and ``options.unsafe_no_sandbox`` is False.
+    """
+    if options.unsafe_no_sandbox:
+        return replace(options.limits, isolate=False)
+    if options.executor == "local":  # each Dask worker builds its own sandboxes; one that cannot is a grader_error
+        reason = no_sandbox_reason()
+        if reason is not None:
+            raise GradingError(NO_SANDBOX.format(reason=reason))
+    return replace(options.limits, isolate=True)
+
+
+def submission_digest(submission: Submission) -> str:
+    """What a grade of ``submission`` depends on: its notebook's bytes and nbgrader's ``timestamp.txt`` beside
+    it, or, when there is no notebook, why it cannot be graded. Equal digests mean an equal grade."""
+    digest = hashlib.sha256()
+    if submission.notebook is not None:
+        submitted = Path(submission.notebook)
+        digest.update(b"notebook\0" + submitted.read_bytes())
+        timestamp = submitted.parent / "timestamp.txt"
+        if timestamp.is_file():
+            digest.update(b"\0timestamp\0" + timestamp.read_bytes())
+    if submission.status is not None:
+        digest.update(f"\0status\0{submission.status.value}\0{submission.reason}".encode())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Collected:
+    """The submissions found, one per student, in student order.
+
+    Attributes:
+        digests: student -> ``submission_digest`` of their submission.
+        duplicates: student -> why a later submission naming the same student was left out.
+    """
+
+    submissions: list[Submission]
+    digests: dict[str, str]
+    duplicates: dict[str, str]
+
+
+def collect(source: Path, target: Target, work: Path) -> Collected:
+    """Find the submissions of ``target`` in ``source`` (a ``.zip`` is unpacked in ``work``); keep each student's first.
+
+    Raises:
+        GradingError: the input cannot be read at all.
+    """
+    try:
+        found = inputs.collect(source, target.assignment, target.notebook_name, work, target.release_notebook)
+    except Exception as error:  # noqa: BLE001 - any unreadable input stops the batch before it starts
+        raise GradingError(f"cannot read the submissions in {source}: {error}") from error
+    duplicates = {s.student: s.reason for s in found if s.notebook is None and "duplicate student id" in s.reason}
+    first: dict[str, Submission] = {}
+    for submission in found:
+        first.setdefault(submission.student, submission)
+    kept = list(first.values())
+    return Collected(kept, {submission.student: submission_digest(submission) for submission in kept}, duplicates)
+
+
+@dataclass(frozen=True)
 class Plan:
     """Which submissions a run grades, and why: never graded, changed since their last grade, or asked for.
 
@@ -90,6 +186,8 @@ class Plan:
         unchanged: students whose last grade stands (skipped).
         forced: students graded again although unchanged (``--force`` or ``--student``).
         not_selected: students left out by ``--student``.
+        todo: the submissions to grade, in student order.
+        standing: the saved results that stand, by student.
     """
 
     new: list[str] = field(default_factory=list)
@@ -97,6 +195,8 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)
     forced: list[str] = field(default_factory=list)
     not_selected: list[str] = field(default_factory=list)
+    todo: list[Submission] = field(default_factory=list, repr=False)
+    standing: dict[str, SubmissionResult] = field(default_factory=dict, repr=False)
 
     def describe(self) -> str:
         """One line, e.g. "12 graded, 188 unchanged (skipped), 1 changed since its last grade (regraded)"."""
@@ -109,165 +209,66 @@ class Plan:
         return ", ".join(parts)
 
 
-def submission_digest(submission: Submission) -> str:
-    """What a grade of ``submission`` depends on: its notebook's bytes and nbgrader's ``timestamp.txt`` beside
-    it, or, when there is no notebook, why it cannot be graded. Equal digests mean an equal grade."""
-    digest = hashlib.sha256()
-    if submission.notebook is not None:
-        notebook = Path(submission.notebook)
-        digest.update(b"notebook\0" + notebook.read_bytes())
-        timestamp = notebook.parent / "timestamp.txt"
-        if timestamp.is_file():
-            digest.update(b"\0timestamp\0" + timestamp.read_bytes())
-    if submission.status is not None:
-        digest.update(f"\0status\0{submission.status.value}\0{submission.reason}".encode())
-    return digest.hexdigest()
+def already_graded(target: Target, student: str) -> SubmissionResult | None:
+    """The student's saved result, when it stands: it can be read and, for a gradable submission, the gradebook
+    holds a complete record of it, with a grade for every test cell of the release.
 
-
-def results_folder(course_root: Path, assignment: str) -> Path:
-    """Where one JSON result per student is kept: ``grading/<assignment>/``."""
-    return course_root / RESULTS_DIR / assignment
-
-
-def _check_free_space(folder: Path, what: str) -> None:
-    free = shutil.disk_usage(folder).free
-    if free < MIN_FREE_BYTES:
-        raise GradingError(f"only {free // 2**20} MiB free on the disk of {what} {folder}; need at least {MIN_FREE_BYTES // 2**20} MiB")
-
-
-def _check_writable_folder(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-probe-{os.getpid()}"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as error:
-        raise GradingError(f"cannot write to {folder}: {error.strerror or error}") from error
-
-
-def _check_writable_file(path: Path) -> None:
-    try:
-        os.close(os.open(path, os.O_RDWR))
-    except OSError as error:
-        raise GradingError(f"cannot write to {path}: {error.strerror or error}") from error
-
-
-def preflight(course_root: Path, assignment: str) -> None:
-    """Refuse to start when the assignment is unknown, an output cannot be written, or the MNIST sample it needs is missing.
-
-    Checked before anything is graded or staged: free space on the course's disk and on the disk of the
-    scratch folders (``tempfile.gettempdir()``), and write access to the course, ``grading/<assignment>/``,
-    the scratch folder, and, where they exist, ``submitted/``, ``autograded/`` and ``gradebook.db``.
+    A result file is saved only once its record is complete, and removed before the student is recorded again
+    (``record``): a run killed while recording leaves none.
     """
-    check_assignment(course_root, assignment)
-    scratch = Path(tempfile.gettempdir())
-    _check_free_space(course_root, "the course")
-    _check_free_space(scratch, "the scratch folder")
-    for folder in (course_root, results_folder(course_root, assignment), scratch):
-        _check_writable_folder(folder)
-    for name in ("submitted", "autograded"):
-        if (course_root / name).is_dir():
-            _check_writable_folder(course_root / name)
-    if (course_root / "gradebook.db").exists():
-        _check_writable_file(course_root / "gradebook.db")
-    _require_sample(assignment)
-
-
-def _require_sample(assignment: str) -> None:
-    """Refuse (never download) when the assignment's checks need the MNIST sample and it is not provisioned."""
-    from autograder.checks.data import require_sample
-    from autograder.data import DataError
-
-    try:
-        require_sample(assignment)
-    except DataError as error:
-        raise GradingError(str(error)) from error
-
-
-NO_SANDBOX = ("no namespace sandbox can be made for the notebooks' kernels: {reason}. Without one, a notebook's native code "
-              "(torch.from_file, numpy.fromfile, mmap) can read the reference solution and the gradebook and write into the course. "
-              "Fix that, or grade a cohort you trust with --unsafe-no-sandbox")
-
-
-def sandbox_support(options: GradeOptions) -> Limits:
-    """The batch's limits: every kernel in a namespace sandbox, or none with ``options.unsafe_no_sandbox``.
-
-    Raises:
-        GradingError: no sandbox can be made here (the reason says why) and ``options.unsafe_no_sandbox`` is False.
-    """
-    from dataclasses import replace
-
-    if options.unsafe_no_sandbox:
-        return replace(options.limits, isolate=False)
-    if options.executor == "local":  # each Dask worker builds its own sandboxes; one that cannot is a grader_error
-        reason = no_sandbox_reason()
-        if reason is not None:
-            raise GradingError(NO_SANDBOX.format(reason=reason))
-    return replace(options.limits, isolate=True)
-
-
-def no_sandbox_reason() -> str | None:
-    """Why no namespace sandbox can be made for a kernel here, or None when one can."""
-    from autograder.grading.sandbox import namespaces
-
-    support = namespaces.probe(read_only=namespaces.python_paths())
-    return None if support.available else support.reason
-
-
-def register_assignment(course_root: Path, assignment: str, work: Path) -> None:
-    """Make the course's gradebook know ``assignment`` (its notebooks and grade cells), touching nothing else.
-
-    ``nbgrader generate_assignment --force`` would also delete and rewrite ``release/<assignment>/``; a grader
-    killed then would leave the course without its release. So it runs in a scratch copy of the course (in
-    ``work``), but with its database set to the course's own ``gradebook.db``: the assignment, notebooks and
-    cells are written in place, in SQLite transactions, and no write made meanwhile by another program (the
-    formgrader, which keeps its connection open) is lost, as it would be by replacing the file. ``--force``
-    only touches the scratch release; in the database, nbgrader creates or updates the assignment and cells
-    and never deletes a notebook that has submissions (it refuses to change their cells instead).
-    """
-    from nbgrader.api import Gradebook, MissingEntry
-
-    database = course_root / "gradebook.db"
-    if database.exists():
-        with in_course(course_root), Gradebook(f"sqlite:///{database}") as gradebook:
-            try:
-                if gradebook.find_assignment(assignment).notebooks:
-                    return
-            except MissingEntry:
-                pass
-    scratch = scratch_course(course_root, work / "register-course")
-    in_place = {"CourseDirectory": {"db_url": f"sqlite:///{database.resolve()}"}}
-    try:
-        with in_course(scratch):
-            result = make_api(scratch, in_place).generate_assignment(assignment, force=True, create=True)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    if not result.get("success"):
-        raise NbgraderError(f"generate_assignment {assignment} failed: {result.get('error') or ''}\n{result.get('log') or ''}".strip())
-
-
-def load_results(course_root: Path, assignment: str) -> BatchResult:
-    """Every saved result of ``assignment``, in student order."""
-    folder = results_folder(course_root, assignment)
-    results = [SubmissionResult.load(path) for path in sorted(folder.glob("*.json"))] if folder.exists() else []
-    return BatchResult(assignment, results)
-
-
-def _result_path(course_root: Path, assignment: str, student: str) -> Path:
-    return results_folder(course_root, assignment) / f"{student}.json"
-
-
-def _already_graded(course_root: Path, assignment: str, student: str) -> SubmissionResult | None:
-    path = _result_path(course_root, assignment, student)
-    if not path.exists():
+    result = saved_result(target.course_root, target.assignment, student)
+    if result is None:
         return None
-    try:
-        result = SubmissionResult.load(path)
-    except (ValueError, KeyError, json.JSONDecodeError):
-        return None
-    if result.status.gradable and not recording.is_recorded(course_root, assignment, student):
+    if result.status.gradable and not recording.is_recorded(target.course_root, target.assignment, student, set(target.test_cells)):
         return None
     return result
+
+
+def plan(target: Target, collected: Collected, options: GradeOptions) -> Plan:
+    """Decide which submissions to grade: those never graded, those whose digest changed since their last
+    grade, and those asked for (``options.force``, ``options.students``); the others keep their result.
+
+    Raises:
+        GradingError: ``options.students`` names a student with no submission.
+    """
+    found = {submission.student for submission in collected.submissions}
+    unknown = sorted(set(options.students) - found)
+    if unknown:
+        raise GradingError(f"no submission of {', '.join(unknown)} among the {len(found)} found; check the student id(s)")
+    decided = Plan()
+    for submission in collected.submissions:
+        student = submission.student
+        earlier = already_graded(target, student)
+        if options.students and student not in options.students:
+            decided.not_selected.append(student)
+            if earlier is not None:
+                decided.standing[student] = earlier
+            continue
+        if earlier is None:
+            decided.new.append(student)
+        elif earlier.digest != collected.digests[student]:
+            decided.changed.append(student)
+        elif options.force or options.students:
+            decided.forced.append(student)
+        else:
+            decided.unchanged.append(student)
+            decided.standing[student] = earlier
+            continue
+        decided.todo.append(submission)
+    return decided
+
+
+def execute(executor: Any, target: Target, template: Path, runnable: list[Submission], work: Path,
+            limits: Limits) -> Iterator[tuple[Submission, Execution]]:
+    """Each submission of ``runnable`` with its execution, as they complete.
+
+    Raises:
+        GradingError: the executor was lost (a Dask cluster gone); what was recorded is kept.
+    """
+    try:
+        yield from executor.execute(target.course_root, template, target.assignment, runnable, work, limits)
+    except ExecutorError as error:
+        raise GradingError(str(error)) from error
 
 
 def test_cell_changes(submitted: Path, release: Path) -> str:
@@ -280,91 +281,58 @@ def test_cell_changes(submitted: Path, release: Path) -> str:
         theirs = nbformat.read(submitted, as_version=4)
     except Exception:  # noqa: BLE001 - unreadable notebooks were caught by collect
         return ""
-    expected = tracked_cells(nbformat.read(release, as_version=4))
-    restored, problems = restored_copy(theirs, expected)
-    by_id = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in restored.cells}
-    for wanted in expected:
-        mine = by_id.get(wanted.grade_id)
-        if wanted.grade and wanted.locked and mine is not None and visible_source(mine.source) != wanted.source:
-            problems.append(f"{wanted.grade_id} edited (the original was restored for grading)")
+    problems = changed_test_cells(theirs, nbformat.read(release, as_version=4))
     return "test cells changed: " + "; ".join(problems) if problems else ""
 
 
-def _record(
-    course_root: Path, assignment: str, submission: Submission, execution: Execution, release_notebook: Path
-) -> SubmissionResult:
-    submitted = course_root / "submitted" / submission.student / assignment
+def record(target: Target, submission: Submission, execution: Execution) -> SubmissionResult:
+    """Score one execution into the gradebook (0 for every cell when it left no notebook) and read its result.
+
+    The student's earlier result file is removed first: a run killed before ``save`` leaves no result, so the
+    next run grades the student again rather than trust a record cut short.
+    """
+    course_root, assignment, student = target.course_root, target.assignment, submission.student
+    submitted = course_root / "submitted" / student / assignment
     status, reason = execution.status, execution.reason
+    result_path(course_root, assignment, student).unlink(missing_ok=True)  # saved again once the record is complete
     try:
         if execution.notebook is not None:
-            recording.record_executed(course_root, assignment, submission.student, execution.notebook, submitted)
+            recording.record_executed(course_root, assignment, student, execution.notebook, submitted)
         else:
-            recording.record_zero(course_root, assignment, submission.student)
-        cells = recording.cell_results(course_root, assignment, submission.student, execution.notebook)
+            recording.record_zero(course_root, assignment, student)
+        cells = recording.cell_results(course_root, assignment, student, execution.notebook)
     except Exception as error:  # noqa: BLE001 - one submission's failure must not stop the batch
         status, reason, cells = Status.GRADER_ERROR, f"recording failed: {error}"[:300], []
-    tampering = test_cell_changes(submitted / release_notebook.name, release_notebook)
+    tampering = test_cell_changes(submitted / target.release_notebook.name, target.release_notebook)
     if tampering and status == Status.GRADED:
         status, reason = Status.TESTS_MODIFIED, tampering
-    return SubmissionResult(submission.student, assignment, status, reason, cells, round(execution.seconds, 2))
+    return SubmissionResult(student, assignment, status, reason, cells, round(execution.seconds, 2))
 
 
-def _record_ungradable(course_root: Path, assignment: str, submission: Submission) -> SubmissionResult:
+def record_ungradable(target: Target, submission: Submission) -> SubmissionResult:
+    """Record 0 for every cell of a submission that cannot be executed; its status and reason say why."""
+    result_path(target.course_root, target.assignment, submission.student).unlink(missing_ok=True)
     try:
-        recording.record_zero(course_root, assignment, submission.student)
-        cells = recording.cell_results(course_root, assignment, submission.student, None)
+        recording.record_zero(target.course_root, target.assignment, submission.student)
+        cells = recording.cell_results(target.course_root, target.assignment, submission.student, None)
     except Exception:  # noqa: BLE001 - the status already says what is wrong
         cells = []
-    return SubmissionResult(submission.student, assignment, submission.status, submission.reason, cells)
+    return SubmissionResult(submission.student, target.assignment, submission.status, submission.reason, cells)
 
 
-def plan_batch(
-    course_root: Path, assignment: str, submissions: list[Submission], digests: dict[str, str], options: GradeOptions
-) -> tuple[list[Submission], Plan, dict[str, SubmissionResult]]:
-    """Decide which submissions to grade: those never graded, those whose digest changed since their last
-    grade, and those asked for (``options.force``, ``options.students``); the others keep their result.
-
-    Returns:
-        The submissions to grade, the ``Plan`` in words, and the results that stand, by student.
-
-    Raises:
-        GradingError: ``options.students`` names a student with no submission.
-    """
-    found = {submission.student for submission in submissions}
-    unknown = sorted(set(options.students) - found)
-    if unknown:
-        raise GradingError(f"no submission of {', '.join(unknown)} among the {len(found)} found; check the student id(s)")
-    plan, todo, standing = Plan(), [], {}
-    for submission in submissions:
-        student = submission.student
-        earlier = _already_graded(course_root, assignment, student)
-        if options.students and student not in options.students:
-            plan.not_selected.append(student)
-            if earlier is not None:
-                standing[student] = earlier
-            continue
-        if earlier is None:
-            plan.new.append(student)
-        elif earlier.digest != digests[student]:
-            plan.changed.append(student)
-        elif options.force or options.students:
-            plan.forced.append(student)
-        else:
-            plan.unchanged.append(student)
-            standing[student] = earlier
-            continue
-        todo.append(submission)
-    return todo, plan, standing
+def save(target: Target, result: SubmissionResult, collected: Collected) -> SubmissionResult:
+    """Save ``result`` with the digest of what was graded and, for a student found twice, why the other was left out."""
+    if result.student in collected.duplicates:
+        result.reason = "; ".join(filter(None, [result.reason, collected.duplicates[result.student]]))
+    result.digest = collected.digests[result.student]
+    result.save(result_path(target.course_root, target.assignment, result.student))
+    return result
 
 
-def _first_of_each_student(submissions: list[Submission]) -> list[Submission]:
-    seen: set[str] = set()
-    first = []
-    for submission in submissions:
-        if submission.student not in seen:
-            seen.add(submission.student)
-            first.append(submission)
-    return first
+def partition(todo: list[Submission]) -> tuple[list[Submission], list[Submission]]:
+    """The submissions of ``todo`` that cannot be executed (their status says why), and those to execute."""
+    ungradable = [submission for submission in todo if submission.status is not None and not submission.status.gradable]
+    return ungradable, [submission for submission in todo if submission not in ungradable]
 
 
 def grade(
@@ -388,44 +356,23 @@ def grade(
         executor = make_executor(options.executor, options.jobs, options.scheduler)
     except ExecutorError as error:
         raise GradingError(str(error)) from error
-    expected = notebook(course_root, "source", assignment).name
-    release_nb = notebook(course_root, "release", assignment)
-    source = source or course_root / "submitted"
+    target = Target.of(course_root, assignment)
     # one writer per course, from the plan (which sees what a run that held the lock before recorded) to the last record
     locked = course_lock(course_root, options.wait_for_lock, lambda message: notify("waiting", message))
     with locked, tempfile.TemporaryDirectory(prefix="autograder-grade-") as tmp:
         work = Path(tmp)
-        try:
-            submissions = collect(source, assignment, expected, work / "input", release_nb)
-        except Exception as error:  # noqa: BLE001 - any unreadable input stops the batch before it starts
-            raise GradingError(f"cannot read the submissions in {source}: {error}") from error
-        duplicates = {s.student: s.reason for s in submissions if s.notebook is None and "duplicate student id" in s.reason}
-        submissions = _first_of_each_student(submissions)
-        digests = {submission.student: submission_digest(submission) for submission in submissions}
-        todo, plan, results = plan_batch(course_root, assignment, submissions, digests, options)
-        notify("plan", plan)
-        stage(todo, course_root, assignment, expected)  # stage leaves out what cannot be graded
+        collected = collect(source or course_root / "submitted", target, work / "input")
+        decided = plan(target, collected, options)
+        notify("plan", decided)
+        stage(decided.todo, course_root, assignment, target.notebook_name)  # stage leaves out what cannot be graded
         register_assignment(course_root, assignment, work)
-        notify("start", len(todo))
+        notify("start", len(decided.todo))
         template = prepare_template(course_root, assignment, work / "template")
-
-        def finish(result: SubmissionResult) -> None:
-            if result.student in duplicates:
-                result.reason = "; ".join(filter(None, [result.reason, duplicates[result.student]]))
-            result.digest = digests[result.student]
-            result.save(_result_path(course_root, assignment, result.student))
-            results[result.student] = result
+        ungradable, runnable = partition(decided.todo)
+        executions = execute(executor, target, template, runnable, work / "run", limits)  # runs as it is iterated
+        recorded = itertools.chain((record_ungradable(target, s) for s in ungradable), (record(target, s, e) for s, e in executions))
+        results = dict(decided.standing)
+        for result in recorded:
+            results[result.student] = save(target, result, collected)
             notify("done", result)
-
-        runnable = []
-        for submission in todo:
-            if submission.status is not None and not submission.status.gradable:
-                finish(_record_ungradable(course_root, assignment, submission))
-            else:
-                runnable.append(submission)
-        try:
-            for submission, execution in executor.execute(course_root, template, assignment, runnable, work / "run", limits):
-                finish(_record(course_root, assignment, submission, execution, release_nb))
-        except ExecutorError as error:
-            raise GradingError(str(error)) from error
     return BatchResult(assignment, [results[student] for student in sorted(results)])

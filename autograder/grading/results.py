@@ -1,4 +1,7 @@
-"""Grading results as plain data; the terminal summary, CSV, Gradescope JSON and HTML live elsewhere."""
+"""Grading results as plain data, and where they are kept: ``grading/<assignment>/<student>.json`` of the course.
+
+The terminal summary, CSV, Gradescope JSON and HTML live elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from autograder.checks.results import BlankReport
+
+RESULTS_DIR = "grading"
 
 
 class Status(str, Enum):
@@ -147,3 +152,31 @@ class BatchResult:
                 for cell in result.cells:
                     rates.setdefault(cell.blank, []).append(cell.score >= cell.max_score)
         return {blank: sum(passed) / len(passed) for blank, passed in rates.items()}
+
+
+def results_folder(course_root: Path, assignment: str) -> Path:
+    """Where one JSON result per student is kept: ``grading/<assignment>/``."""
+    return Path(course_root) / RESULTS_DIR / assignment
+
+
+def result_path(course_root: Path, assignment: str, student: str) -> Path:
+    """The saved result of one student: ``grading/<assignment>/<student>.json``."""
+    return results_folder(course_root, assignment) / f"{student}.json"
+
+
+def saved_result(course_root: Path, assignment: str, student: str) -> SubmissionResult | None:
+    """The student's saved result, or None when there is none or it cannot be read."""
+    path = result_path(course_root, assignment, student)
+    if not path.exists():
+        return None
+    try:
+        return SubmissionResult.load(path)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def load_results(course_root: Path, assignment: str) -> BatchResult:
+    """Every saved result of ``assignment``, in student order."""
+    folder = results_folder(course_root, assignment)
+    results = [SubmissionResult.load(path) for path in sorted(folder.glob("*.json"))] if folder.exists() else []
+    return BatchResult(assignment, results)

@@ -9,20 +9,19 @@ its working folder, environment, standard streams and CPU limit. Student code ne
 (the kernel is a separate, sandboxed process) and nothing passes from one child to another: each is a fresh
 fork.
 
-A batch has one server for its checkers and one for its nbgrader workers (which then carry no torch).
-``TrustedForks.start`` runs one (``python -m autograder.grading.trusted_forks LISTENING_FD MODULE``, a socket
-it inherits, bound before it starts, so that no request finds it missing);
-``TrustedForks.spawn`` returns a ``ForkedProcess``, which answers ``pid``, ``poll``, ``wait``,
-``returncode`` and ``stdin`` as ``subprocess.Popen`` does: the server reports each child's exit status on
-the connection that asked for it. A child dies with the server, and the server with the thread that
-started it (parent-death signal, Linux).
+A batch has one server for its checkers and one for its nbgrader workers (which then carry no torch), each
+running the fork-server core (``sandbox/fork_server.py``) with ``TrustedForking``: what it preloads, and what a
+child becomes. ``TrustedForks.start`` runs one (``python -m autograder.grading.trusted_forks LISTENING_FD
+MODULE``, a socket it inherits, bound before it starts, so that no request finds it missing);
+``TrustedForks.spawn`` returns a ``ForkedProcess``, which answers ``pid``, ``poll``, ``wait``, ``returncode``
+and ``stdin`` as ``subprocess.Popen`` does: the server reports each child's exit status on the connection that
+asked for it. A child dies with the server, and the server with the thread that started it
+(``sandbox/lifetime.py``). ``start_module`` starts a module's process from its server when one answers, else
+as a new interpreter.
 """
 
 from __future__ import annotations
 
-import array
-import contextlib
-import json
 import os
 import resource
 import runpy
@@ -37,9 +36,10 @@ import traceback
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO
 
-from autograder.grading.sandbox.kernel_forks import ended_children, freeze_heap, hung_up, receive_request
+from autograder.grading import processes
+from autograder.grading.sandbox import fork_server
 from autograder.grading.sandbox.lifetime import die_with_parent
 
 CHECKER = "autograder.grading.sandbox.checker"
@@ -57,19 +57,6 @@ SERVER_WAIT_SECONDS = 60
 process itself."""
 
 
-@contextlib.contextmanager
-def listening(path: Path) -> Iterator[socket.socket]:
-    """A Unix socket listening at ``path`` (only this user may connect), to hand to a server process and close."""
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        listener.bind(str(path))
-        os.chmod(path, 0o600)
-        listener.listen(64)
-        yield listener
-    finally:
-        listener.close()
-
-
 # --- the server ------------------------------------------------------------------------------------------
 
 
@@ -77,10 +64,6 @@ def serve(listener_fd: int, module: str) -> None:
     """Import ``PRELOAD`` and warm the module up, then fork one child per request on the inherited listening
     socket (requests made meanwhile wait in its backlog); report each child's exit."""
     listener = socket.socket(fileno=listener_fd)
-    wakeup_read, wakeup_write = os.pipe()
-    os.set_blocking(wakeup_write, False)
-    signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
     warnings.filterwarnings("ignore")
     import importlib
 
@@ -97,67 +80,31 @@ def serve(listener_fd: int, module: str) -> None:
         from autograder.grading.nbgrader_worker import warm_up
 
         warm_up()
-    freeze_heap()
-    print(f"trusted fork server of {module}: ready", flush=True)
-    waiting: dict[int, socket.socket] = {}
-    while True:
-        readable, _, _ = select.select([listener, wakeup_read], [], [])
-        if wakeup_read in readable:
-            os.read(wakeup_read, 4096)
-        _report_exits(waiting)
-        if listener in readable:
-            connection, _ = listener.accept()
-            try:
-                pid = _fork_one(connection, listener, (wakeup_read, wakeup_write), module)
-                waiting[pid] = connection
-            except Exception as error:  # noqa: BLE001 - one bad request never stops the server
-                print(f"trusted fork server: request refused: {error!r}", file=sys.stderr, flush=True)
-                connection.close()
+    fork_server.serve(listener, TrustedForking(module), f"trusted fork server of {module}")
 
 
-def _report_exits(waiting: dict[int, socket.socket]) -> None:
-    for pid, status in ended_children():
-        connection = waiting.pop(pid, None)
-        if connection is not None:
-            try:
-                connection.sendall(f"exit {os.waitstatus_to_exitcode(status)}\n".encode())
-            except OSError:
-                pass
-            connection.close()
+@dataclass
+class TrustedForking:
+    """What a trusted fork server makes of a request (``fork_server.Forking``): ``python -m MODULE ARGS``."""
 
+    module: str
+    server: int = field(default_factory=os.getpid)
+    fds = PASSED_FDS
+    keep_connection = True
 
-def _receive(connection: socket.socket, module: str) -> tuple[dict, list[int]]:
-    request, fds = receive_request(connection, PASSED_FDS)
-    if request.get("module") != module:
-        for fd in fds:
-            os.close(fd)
-        raise OSError(f"refused: module {request.get('module')!r} (this server forks {module})")
-    return request, fds
+    def refusal(self, request: dict) -> str | None:
+        if request.get("module") != self.module:
+            return f"refused: module {request.get('module')!r} (this server forks {self.module})"
+        return None
 
+    def become(self, request: dict, fds: list[int]) -> int:
+        return _run_child(request, fds, self.server)
 
-def _fork_one(connection: socket.socket, listener: socket.socket, wakeup: tuple[int, int], module: str) -> int:
-    request, fds = _receive(connection, module)
-    server = os.getpid()
-    try:
-        if hung_up(connection):
-            raise OSError("the requester stopped waiting")
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                listener.close()
-                connection.close()
-                signal.set_wakeup_fd(-1)
-                for fd in wakeup:
-                    os.close(fd)
-                code = _run_child(request, fds, server)
-            finally:
-                os._exit(code)
-        connection.sendall(f"pid {pid}\n".encode())
-        return pid
-    finally:
-        for fd in fds:
-            os.close(fd)
+    def forked(self, pid: int, request: dict) -> None:
+        pass
+
+    def ended(self, pid: int, exit_code: int, request: dict) -> None:
+        pass
 
 
 def _name_process(name: str) -> None:
@@ -251,7 +198,7 @@ class ForkedProcess:
         self._pending += chunk
         if b"\n" in self._pending:
             line = self._pending.split(b"\n", 1)[0].decode()
-            self.returncode = int(line.split()[1])
+            self.returncode = fork_server.answer_number(line, "exit")
             self.connection.close()
 
 
@@ -265,19 +212,13 @@ class TrustedForks:
     module: str
 
     @classmethod
-    def start(cls, base: Path, module: str, env: dict[str, str], preexec_fn: Any = None) -> TrustedForks:
-        """Start the server of ``module`` (``CHECKER`` or ``NBGRADER_WORKER``) with ``env``; its log is in ``base``."""
-        from autograder.grading.sandbox import layout  # not in the server: it imports torch
-
-        channel = layout.channel_folder()
-        channel.chmod(0o700)
-        socket_path = channel / "trusted.sock"
-        with listening(socket_path) as listener, open(base / SERVER_LOG, "ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "autograder.grading.trusted_forks", str(listener.fileno()), module], cwd=base, env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn, start_new_session=True,
-                pass_fds=(listener.fileno(),),
-            )
+    def start(cls, base: Path, module: str, env: dict[str, str]) -> TrustedForks:
+        """Start the server of ``module`` (``CHECKER`` or ``NBGRADER_WORKER``) with ``env``, dying with the calling
+        thread; its log is in ``base``."""
+        socket_path = processes.channel_folder() / "trusted.sock"
+        with fork_server.listening(socket_path) as listener, open(base / SERVER_LOG, "ab") as log:
+            argv = [sys.executable, "-m", "autograder.grading.trusted_forks", str(listener.fileno()), module]
+            process = processes.start(argv, base, env, log, pass_fds=[listener.fileno()])
         return cls(socket_path, process, module)
 
     def spawn(
@@ -290,37 +231,20 @@ class TrustedForks:
         """
         if self.process.poll() is not None:
             return None
-        connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        connection.settimeout(SERVER_WAIT_SECONDS)
-        pipe_read = pipe_write = null = -1
+        if stdin == subprocess.PIPE:
+            child_stdin, pipe_write = os.pipe()
+        else:
+            child_stdin, pipe_write = os.open(os.devnull, os.O_RDONLY), -1
+        request = {"module": self.module, "args": args, "cwd": str(cwd), "env": env, "cpu_seconds": cpu_seconds}
         try:
-            connection.connect(str(self.socket_path))
-            if stdin == subprocess.PIPE:
-                pipe_read, pipe_write = os.pipe()
-                child_stdin = pipe_read
-            else:
-                null = child_stdin = os.open(os.devnull, os.O_RDONLY)
-            request = {"module": self.module, "args": args, "cwd": str(cwd), "env": env, "cpu_seconds": cpu_seconds}
-            fds = array.array("i", [child_stdin, stdout.fileno(), stdout.fileno()])
-            connection.sendmsg([(json.dumps(request) + "\n").encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-            for fd in (pipe_read, null):
-                if fd >= 0:
-                    os.close(fd)
-            pipe_read = null = -1
-            answer = b""
-            while not answer.endswith(b"\n"):
-                chunk = connection.recv(4096)
-                if not chunk:
-                    raise OSError("the trusted fork server refused the request")
-                answer += chunk
-            pid = int(answer.split()[1])
-            connection.settimeout(None)
-        except (OSError, ValueError, IndexError):
-            for fd in (pipe_read, pipe_write, null):
-                if fd >= 0:
-                    os.close(fd)
-            connection.close()
+            pid, connection = fork_server.request_fork(
+                str(self.socket_path), request, [child_stdin, stdout.fileno(), stdout.fileno()], SERVER_WAIT_SECONDS)
+        except OSError:
+            if pipe_write >= 0:
+                os.close(pipe_write)
             return None
+        finally:
+            os.close(child_stdin)
         return ForkedProcess(pid, connection, os.fdopen(pipe_write, "wb") if pipe_write >= 0 else None)
 
     def close(self) -> None:
@@ -329,6 +253,22 @@ class TrustedForks:
             self.process.kill()
         self.process.wait()
         shutil.rmtree(self.socket_path.parent, ignore_errors=True)
+
+
+def start_module(
+    module: str, args: list[str], cwd: Path, env: dict[str, str], log: IO[bytes], stdin: int = subprocess.DEVNULL,
+    cpu_seconds: int | None = None, forks: TrustedForks | None = None,
+) -> subprocess.Popen | ForkedProcess:
+    """``python -m module args`` in a session of its own, output to ``log``, dying with the calling thread.
+
+    Forked from the batch's trusted fork server of ``module`` (``forks``) when there is one that answers, which
+    spares the process its imports; else started as a new interpreter. Either answers like ``subprocess.Popen``.
+    """
+    if forks is not None and forks.module == module:
+        forked = forks.spawn(args, cwd, env, log, stdin if stdin == subprocess.PIPE else None, cpu_seconds)
+        if forked is not None:
+            return forked
+    return processes.start([sys.executable, "-m", module, *args], cwd, env, log, stdin, cpu_seconds)
 
 
 def main(argv: list[str]) -> int:

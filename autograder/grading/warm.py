@@ -1,21 +1,17 @@
-"""Grading processes started ahead, so that the next submission's kernel boots while the current one is graded.
+"""Spares: a sandbox with its grading process started, so that a submission's kernel can boot before its turn.
 
-Before a notebook's first cell can run, its grading process imports nbgrader and starts the sandboxed kernel
-(Python, torch, ipykernel): seconds of every submission that no cell of it depends on. ``WarmStarts`` keeps a
-*spare* ready for the next submission of a batch: a sandbox built as for any submission
-(``layout.build_sandbox``) with ``nbgrader_worker --ready`` running in it, which does that work at once and
-then waits for its job on standard input. The next submission takes the spare; its notebook runs in the
-kernel that booted meanwhile. Each spare grades exactly one submission, in a kernel of its own, so nothing
-passes from one student to the next.
+Before a notebook's first cell can run, its grading process imports nbgrader and starts the sandboxed kernel:
+seconds of every submission that no cell of it depends on. Every submission therefore runs in a *spare*
+(``start_spare``): a sandbox built as for any submission (``layout.build_sandbox``) with ``nbgrader_worker
+--ready`` running in it, which does that work at once and then waits for its job on standard input
+(``Spare.send``). Each spare grades exactly one submission, in a kernel of its own, so nothing passes from one
+student to the next.
 
-The batch's checkers and nbgrader workers are forked from a *trusted fork server* (``trusted_forks.py``)
-that imported torch, the checks and nbgrader once, and its kernels from a *fork server* (``ForkServer``, running
-``sandbox/kernel_forks.py``) that imported torch, numpy, pandas, matplotlib and IPython's kernel once:
-each kernel then starts with those in memory instead of importing them again.
-
-A spare is started by the thread that grades a submission (its parent-death signal is bound to that thread,
-see ``worker._child_setup``), a few seconds into that submission (once its kernel has booted), and only
-while more submissions wait than there are spares.
+``WarmStarts`` keeps spares ready for the next submissions of a local batch, and owns the batch's fork servers
+(``servers.BatchServers``). A spare is started by the thread that grades a submission (its processes die with
+that thread, see ``processes.child_setup``), a few seconds into that submission (once its kernel has booted),
+and only while more submissions wait than there are spares. A submission that finds no spare ready makes one
+on demand, in its own work folder.
 """
 
 from __future__ import annotations
@@ -23,57 +19,28 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
+import nbformat
 
+from autograder.course import notebook as course_notebook
+from autograder.grading import processes
+from autograder.grading.limits import Limits
 from autograder.grading.nbgrader_worker import READY_FLAG
-from autograder.grading.sandbox import kernel_forks, layout
-from autograder.grading.trusted_forks import CHECKER, NBGRADER_WORKER, ForkedProcess, TrustedForks, listening
-from autograder.grading.worker import Limits, _child_setup, _kill, _tree, blank_points, checker_env, kill_forked_kernel, start_module
+from autograder.grading.sandbox import layout
+from autograder.grading.servers import BatchServers, ForkServer, kill_forked_kernel
+from autograder.grading.trusted_forks import NBGRADER_WORKER, ForkedProcess, TrustedForks, start_module
+from autograder.nbgrader_cells import blank_of, points
 
 SPARE_LOG = "worker.log"
-FORK_SERVER_LOG = "fork-server.log"
 
 
-@dataclass
-class ForkServer:
-    """The batch's ``kernel_forks`` server: kernels whose sandbox names ``socket`` are forked from it."""
-
-    socket: Path
-    process: subprocess.Popen
-
-    @classmethod
-    def start(cls, base: Path, threads: int) -> ForkServer:
-        """Start it for kernels with ``threads`` math threads; it listens at once and imports in the background.
-
-        Its environment is a kernel's (``layout.fork_server_env``): the libraries it imports read theirs on import.
-        """
-        shared = base / layout.SHARED
-        env = layout.fork_server_env(shared, threads)
-        channel = layout.channel_folder()
-        channel.chmod(0o700)
-        config = channel / "server.json"
-        with listening(channel / "forks.sock") as listener, open(shared / FORK_SERVER_LOG, "ab") as log:
-            config.write_text(json.dumps({"listener_fd": listener.fileno(), "preload": list(kernel_forks.PRELOAD)}))
-            process = subprocess.Popen(
-                [sys.executable, "-I", kernel_forks.__file__, str(config)], cwd=env["HOME"], env=env,
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_child_setup(), start_new_session=True,
-                pass_fds=(listener.fileno(),),
-            )
-        return cls(channel / "forks.sock", process)
-
-    def close(self) -> None:
-        """Stop the server and whatever kernel it forked that still runs."""
-        try:
-            _kill(_tree(psutil.Process(self.process.pid)))
-        except psutil.NoSuchProcess:
-            pass
-        self.process.wait()
-        shutil.rmtree(self.socket.parent, ignore_errors=True)
+def blank_points(course_root: Path, assignment: str) -> dict[str, float]:
+    """Each blank's points, from the test cells of the released notebook."""
+    nb = nbformat.read(course_notebook(course_root, "release", assignment), as_version=4)
+    return {blank: points(cell) for cell in nb.cells if (blank := blank_of(cell))}
 
 
 @dataclass
@@ -90,7 +57,7 @@ class Spare:
     def send(self, course: Path, assignment: str, student: str, limits: Limits) -> bool:
         """Hand the spare its job; False when it cannot take it (it has died)."""
         job = {"course": str(course), "assignment": assignment, "student": student,
-               "cell_timeout": limits.cell_timeout, "max_output_bytes": limits.output_mb * 2**20}
+               "cell_timeout": limits.cell_timeout, "max_output_bytes": limits.output_bytes}
         try:
             self.grader.stdin.write((json.dumps(job) + "\n").encode())
             self.grader.stdin.close()
@@ -98,28 +65,51 @@ class Spare:
             return False
         return True
 
+    def stop(self, *others: processes.Child | None) -> None:
+        """End the grading process, then ``others`` (the checker), the forked kernel and the namespace sandbox, and
+        remove the sandbox's channel folder; the work folder stays."""
+        for child in (self.grader, *others):
+            if child is not None:
+                processes.end(child)
+        kill_forked_kernel(self.sandbox)
+        shutil.rmtree(self.sandbox.channel, ignore_errors=True)
+
     def discard(self) -> None:
         """End the spare's processes and remove its folder."""
         try:
             self.grader.stdin.close()
         except OSError:
             pass
-        try:
-            _kill(_tree(psutil.Process(self.grader.pid)))
-        except psutil.NoSuchProcess:
-            pass
-        self.grader.wait()
-        kill_forked_kernel(self.sandbox)
-        shutil.rmtree(self.sandbox.channel, ignore_errors=True)
+        self.stop()
         shutil.rmtree(self.work, ignore_errors=True)
+
+
+def start_spare(work: Path, course_root: Path, points: dict[str, float], limits: Limits, servers: BatchServers | None = None) -> Spare:
+    """Build a sandbox in ``work`` (an empty folder, or one holding only ``course/``) and start a ready grading
+    process in it, forked from ``servers`` where they answer.
+
+    Raises:
+        OSError: the sandbox could not be built, or the process not started (nothing is left running).
+    """
+    servers = servers or BatchServers()
+    sandbox = layout.build_sandbox(work, course_root, points, limits.threads, limits.output_bytes, servers.kernel_socket,
+                                   limits.isolate, limits.memory_backstop_bytes)
+    try:
+        with open(work / SPARE_LOG, "wb") as log:
+            grader = start_module(NBGRADER_WORKER, [READY_FLAG], work, sandbox.env, log, stdin=subprocess.PIPE,
+                                  cpu_seconds=limits.cpu_seconds, forks=servers.graders)
+    except BaseException:
+        kill_forked_kernel(sandbox)
+        shutil.rmtree(sandbox.channel, ignore_errors=True)
+        raise
+    return Spare(work, sandbox, grader)
 
 
 class WarmStarts:
     """The spares of one batch of ``submissions`` submissions of ``assignment``, made in folders under ``base``.
 
     ``base`` must be the folder that holds the batch's per-submission work folders (their sandboxes share
-    ``base/.sandbox-shared``). The batch's fork server starts here; sandboxes name ``fork_socket``. Call
-    ``close`` when the batch ends.
+    ``base/.sandbox-shared``). The batch's fork servers start here. Call ``close`` when the batch ends.
     """
 
     def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, submissions: int) -> None:
@@ -131,22 +121,23 @@ class WarmStarts:
         self._starting = 0
         self._made = 0
         self._closed = False
-        try:
-            self.forks: ForkServer | None = ForkServer.start(base, limits.threads)
-        except OSError:  # without a fork server each kernel boots on its own
-            self.forks = None
-        self.fork_socket = self.forks.socket if self.forks is not None else None
-        self.checkers = self._trusted_server(CHECKER, checker_env(limits))
-        self.graders = self._trusted_server(NBGRADER_WORKER, layout.fork_server_env(base / layout.SHARED, limits.threads))
+        self.servers = BatchServers.start(base, limits)
 
-    def _trusted_server(self, module: str, env: dict[str, str]) -> TrustedForks | None:
-        try:
-            return TrustedForks.start(self.base, module, env, _child_setup())
-        except OSError:  # without it each such process starts as a new interpreter
-            return None
+    @property
+    def forks(self) -> ForkServer | None:
+        """The batch's kernel fork server."""
+        return self.servers.kernels
+
+    @property
+    def checkers(self) -> TrustedForks | None:
+        return self.servers.checkers
+
+    @property
+    def graders(self) -> TrustedForks | None:
+        return self.servers.graders
 
     def take(self) -> Spare | None:
-        """A live spare for the submission about to start, or None (it then starts cold)."""
+        """A live spare for the submission about to start, or None (it then makes one on demand)."""
         with self._lock:
             self._waiting = max(0, self._waiting - 1)
             while self._spares:
@@ -155,6 +146,10 @@ class WarmStarts:
                     return spare
                 threading.Thread(target=spare.discard, daemon=True).start()
         return None
+
+    def make(self, work: Path) -> Spare:
+        """A spare made on demand in ``work``, for the submission about to start, with the batch's fork servers."""
+        return start_spare(work, self.course_root, self.points, self.limits, self.servers)
 
     def refill(self) -> None:
         """Start one spare from the calling thread if more submissions wait than spares exist or start."""
@@ -167,7 +162,7 @@ class WarmStarts:
         spare = None
         try:
             spare = self._start(work)
-        except Exception:  # noqa: BLE001 - without a spare the next submission starts cold, as without this pool
+        except Exception:  # noqa: BLE001 - without a spare the next submission makes one on demand
             shutil.rmtree(work, ignore_errors=True)
         finally:
             with self._lock:
@@ -180,23 +175,14 @@ class WarmStarts:
 
     def _start(self, work: Path) -> Spare | None:
         work.mkdir(parents=True)
-        limits = self.limits
-        sandbox = layout.build_sandbox(work, self.course_root, self.points, limits.threads, limits.output_mb * 2**20, self.fork_socket,
-                                     limits.isolate, limits.memory_backstop_bytes)
-        with open(work / SPARE_LOG, "wb") as log:
-            grader = start_module("autograder.grading.nbgrader_worker", [READY_FLAG], work, sandbox.env, log, stdin=subprocess.PIPE,
-                                  cpu_seconds=limits.cpu_seconds, forks=self.graders)
-        return Spare(work, sandbox, grader)
+        return self.make(work)
 
     def close(self) -> None:
-        """Discard the spares no submission took (the last ones of the batch, or after a failure)."""
+        """Discard the spares no submission took (the last ones of the batch, or after a failure), and stop the
+        batch's fork servers."""
         with self._lock:
             self._closed = True
             spares, self._spares = self._spares, []
         for spare in spares:
             spare.discard()
-        if self.forks is not None:
-            self.forks.close()
-        for server in (self.checkers, self.graders):
-            if server is not None:
-                server.close()
+        self.servers.close()

@@ -49,42 +49,58 @@ IGNORED_LOSS_FUNC = "ignored the loss_func"
 
 
 @dataclass(frozen=True)
-class Mutant:
+class Entry:
+    """One solution of a blank in a catalog.
+
+    Attributes:
+        id: a short name for the mistake or the variant (the decorated object's name).
+        blank: the blank it fills in.
+        objects: what the notebook passes to ``check`` (e.g. ``{"mse": fn}``).
+    """
+
+    id: str
+    blank: str
+    objects: dict[str, Any]
+
+    @property
+    def known_issue(self) -> str:
+        """Why the checks are known to get this entry wrong (the case is then a strict xfail); empty when not."""
+        return ""
+
+
+@dataclass(frozen=True)
+class Mutant(Entry):
     """One wrong solution.
 
     Attributes:
-        id: a short name for the mistake.
-        blank: the blank it fills in.
-        objects: what the notebook passes to ``check`` (e.g. ``{"mse": fn}``).
         expect: words that at least one failing check's message must contain: the mistake's own name.
         real_data: only a check on the real MNIST sample names the mistake (skipped here without the sample;
             it still loses points then, through the check that could not run: see test_no_sample.py).
         gap: non-empty when the checks are known to miss it: why (the case is then a strict xfail).
     """
 
-    id: str
-    blank: str
-    objects: dict[str, Any]
     expect: str
     real_data: bool = False
     gap: str = ""
 
+    @property
+    def known_issue(self) -> str:
+        return f"gap in the checks: {self.gap}" if self.gap else ""
+
 
 @dataclass(frozen=True)
-class Alternative:
+class Alternative(Entry):
     """One correct solution, written differently from the reference.
 
     Attributes:
-        id: a short name for the variant.
-        blank: the blank it fills in.
-        objects: what the notebook passes to ``check`` (e.g. ``{"mse": fn}``).
         false_failure: non-empty when a check is known to fail it wrongly: why (a strict xfail).
     """
 
-    id: str
-    blank: str
-    objects: dict[str, Any]
     false_failure: str = ""
+
+    @property
+    def known_issue(self) -> str:
+        return f"false failure of the checks: {self.false_failure}" if self.false_failure else ""
 
 
 @dataclass
@@ -105,26 +121,16 @@ class Catalog:
 
     def mutant(self, blank: str, expect: str, *, real_data: bool = False, gap: str = "") -> Callable[[Any], Any]:
         """Register the decorated function or class as a wrong solution of ``blank``."""
-
-        def register(obj: Any) -> Any:
-            self.mutants.append(Mutant(obj.__name__, blank, {blank: obj}, expect, real_data, gap))
-            return obj
-
-        return register
+        return _registrar(self.mutants, lambda obj: Mutant(obj.__name__, blank, {blank: obj}, expect, real_data, gap))
 
     def alternative(self, blank: str, *, false_failure: str = "") -> Callable[[Any], Any]:
         """Register the decorated function or class as a correct solution of ``blank``."""
-
-        def register(obj: Any) -> Any:
-            self.alternatives.append(Alternative(obj.__name__, blank, {blank: obj}, false_failure))
-            return obj
-
-        return register
+        return _registrar(self.alternatives, lambda obj: Alternative(obj.__name__, blank, {blank: obj}, false_failure))
 
     def tests(self) -> tuple[Callable[..., None], Callable[..., None]]:
         """The catalog's two parametrized tests, to be bound to ``test_*`` names in the catalog module."""
-        mutant_cases = [_mutant_case(m) for m in self.mutants]
-        alternative_cases = [_alternative_case(a) for a in self.alternatives]
+        mutant_cases = [_case(m) for m in self.mutants]
+        alternative_cases = [_case(a) for a in self.alternatives]
 
         @pytest.mark.parametrize("device_type", DEVICES)
         @pytest.mark.parametrize("wrong", mutant_cases)
@@ -183,14 +189,20 @@ def assert_alternative_passes(right: Alternative, report: BlankReport) -> None:
     assert report.score == report.points, summary(report)
 
 
-def _mutant_case(m: Mutant):
-    marks = [pytest.mark.xfail(strict=True, reason=f"gap in the checks: {m.gap}")] if m.gap else []
-    return pytest.param(m, id=m.id, marks=marks)
+def _registrar(entries: list, make: Callable[[Any], Entry]) -> Callable[[Any], Any]:
+    """A decorator that appends ``make(obj)`` to ``entries`` and returns ``obj`` unchanged."""
+
+    def register(obj: Any) -> Any:
+        entries.append(make(obj))
+        return obj
+
+    return register
 
 
-def _alternative_case(alt: Alternative):
-    marks = [pytest.mark.xfail(strict=True, reason=f"false failure of the checks: {alt.false_failure}")] if alt.false_failure else []
-    return pytest.param(alt, id=alt.id, marks=marks)
+def _case(entry: Entry):
+    """``entry`` as a pytest parameter named by its id, a strict xfail when the checks are known to get it wrong."""
+    marks = [pytest.mark.xfail(strict=True, reason=entry.known_issue)] if entry.known_issue else []
+    return pytest.param(entry, id=entry.id, marks=marks)
 
 
 def load_catalogs() -> list[Catalog]:

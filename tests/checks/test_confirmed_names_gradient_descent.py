@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from autograder.checks import run_checks
-from autograder.checks.gradient_descent import confirmed_mistake, expect_close_confirmed, used_globals_message
+from autograder.checks.confirmed import confirmed_mistake, expect_close_confirmed, used_globals_message
 
 
 def test_a_value_that_two_mistakes_give_names_neither():

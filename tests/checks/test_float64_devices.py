@@ -9,7 +9,6 @@ that point: its inputs, which is where float64 tensors are made.
 
 from __future__ import annotations
 
-from types import SimpleNamespace
 
 import pytest
 import torch

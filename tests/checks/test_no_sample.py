@@ -26,6 +26,7 @@ from autograder.checks.data import NOT_PROVISIONED, require_sample
 from autograder.checks.report import format_report
 from autograder.checks.runner import _ChecksPlugin, assignment_needs_sample
 from autograder.course import scratch_course
+from autograder.grading import commands
 from autograder.data import ARCHIVE_ENV_VAR, DataError
 from autograder.grading.pipeline import GradingError, GradeOptions, grade, preflight
 from autograder.reference import mnist_sgd as ms
@@ -203,8 +204,8 @@ def test_the_cli_refuses_with_exit_2_and_never_downloads(course, args, no_sample
 
 def test_the_cli_grades_an_assignment_that_needs_no_sample_without_provisioning(course, no_sample, monkeypatch):
     calls = []
-    monkeypatch.setattr(cli, "_provision", lambda source: calls.append(source))
-    monkeypatch.setattr(cli, "run_grade", lambda *args, **kwargs: calls.append("graded") or _AllGradable())
+    monkeypatch.setattr(data, "provision_mnist_sample", lambda source: calls.append(source))
+    monkeypatch.setattr(commands, "grade_assignment", lambda **kwargs: calls.append("graded") or _Graded())
     result = CliRunner().invoke(cli.main, ["grade", "01_gradient_descent", "--course", str(course)], env={ARCHIVE_ENV_VAR: None})
     assert result.exit_code == 0, result.output
     assert calls == ["graded"], "no --data: nothing provisioned, nothing downloaded"
@@ -220,7 +221,7 @@ def test_the_cli_provisions_from_data_then_starts(course, no_sample, monkeypatch
             (local / split / digit).mkdir(parents=True)
             Image.new("L", (28, 28)).save(local / split / digit / "0.png")
     calls = []
-    monkeypatch.setattr(cli, "run_grade", lambda *args, **kwargs: calls.append("graded") or _AllGradable())
+    monkeypatch.setattr(commands, "grade_assignment", lambda **kwargs: calls.append("graded") or _Graded())
     result = CliRunner().invoke(cli.main, ["grade", "03_pixel_similarity", "--course", str(course), "--data", str(local)])
     assert result.exit_code == 0, result.output
     assert calls == ["graded"] and (no_sample / "data" / "mnist_sample" / "train" / "3" / "0.png").is_file()
@@ -229,3 +230,12 @@ def test_the_cli_provisions_from_data_then_starts(course, no_sample, monkeypatch
 
 class _AllGradable:
     all_gradable = True
+
+
+class _Report:
+    page = "reports/index.html"
+
+
+class _Graded:
+    batch = _AllGradable()
+    report = _Report()

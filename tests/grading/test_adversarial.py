@@ -36,6 +36,7 @@ from ordinary_user import ordinary_user, reachable_folder
 from test_pipeline import make_course
 
 from autograder.grading.record import record_zero
+from autograder.grading.sandbox.layout import disk_usage
 from autograder.grading.results import Status
 from autograder.nbgrader_api import cell_grades, generate_assignment
 
@@ -141,16 +142,6 @@ class Watchdog(threading.Thread):
         inside = {proc.pid for proc in tree} | {self._me}
         return [proc for proc in psutil.process_iter() if proc.pid not in inside and self.belongs(proc)]
 
-    def _disk_used(self) -> int:
-        total = 0
-        for folder, _, files in os.walk(self.base):
-            for name in files:
-                try:
-                    total += os.lstat(os.path.join(folder, name)).st_size
-                except OSError:
-                    continue
-        return total
-
     def _fire(self, why: str, processes: list[psutil.Process]) -> None:
         self.watch.fired.append(why)
         _kill_by_pid(processes)
@@ -180,7 +171,7 @@ class Watchdog(threading.Thread):
                 self._fire(f"the batch ran past {BATCH_DEADLINE} s", everything)
             elif time.monotonic() - self._last_disk_check > 5:
                 self._last_disk_check = time.monotonic()
-                used = self._disk_used()
+                used = disk_usage(Path(self.base))
                 if used > self.MAX_DISK:
                     self._fire(f"{used / 2**30:.1f} GiB on disk, over the safety bound of {self.MAX_DISK / 2**30:.0f} GiB", everything)
             self.done.wait(1.0)

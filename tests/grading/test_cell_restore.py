@@ -9,7 +9,7 @@ import nbformat
 import pytest
 
 from autograder.grading.cell_restore import restore, tracked_cells, visible_source
-from autograder.grading.worker import cell_in_words, ordinal
+from autograder.grading.outcome import cell_in_words, ordinal
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RELEASE = REPO_ROOT / "release" / "04_mnist_sgd" / "04_mnist_sgd.ipynb"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from submission_files import put_submission
 
 from autograder.course import CONFIG_NAME, scratch_course
 from autograder.grading.demo import fill, solution_snippets
@@ -68,10 +69,7 @@ def answers(course: Path, **changed: str) -> nbformat.NotebookNode:
     return fill(course / "release" / ASSIGNMENT / NOTEBOOK, snippets)
 
 
-def put(folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
-    target = folder / student / ASSIGNMENT / NOTEBOOK
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
+put = functools.partial(put_submission, assignment=ASSIGNMENT)
 
 
 def write_batch(course: Path, into: Path, crashers: bool) -> None:
@@ -314,7 +312,7 @@ def test_the_dask_executor_needs_an_address(monkeypatch):
 
 
 def test_payloads_stay_inside_the_work_folder_and_come_back_as_plain_data(tmp_path):
-    from autograder.grading.executors import _write_files, execution_from_payload
+    from autograder.grading.dask_tasks import _write_files, execution_from_payload
 
     with pytest.raises(ValueError, match="outside"):
         _write_files({"../escape.txt": b"x"}, tmp_path / "in")
@@ -335,7 +333,7 @@ def test_kernels_share_a_hosts_cores_among_all_the_task_threads_of_its_workers(c
     from dask.system import cpu_count
     from distributed import Client
 
-    from autograder.grading.executors import _worker_threads, task_slots_by_host
+    from autograder.grading.dask_tasks import _worker_threads, task_slots_by_host
 
     two_hosts = {"a": {"host": "10.0.0.1", "nthreads": 4}, "b": {"host": "10.0.0.1", "nthreads": 2},
                  "c": {"host": "10.0.0.2", "nthreads": 1}, "d": {"host": "10.0.0.3"}}
@@ -354,9 +352,9 @@ def test_each_worker_stages_the_shared_data_once_and_leaves_no_task_folder(grade
     from distributed import Client
 
     def worker_folder_contents():
-        from autograder.grading import executors
+        from autograder.grading import dask_tasks
 
-        folder = executors._WORKER_FOLDER
+        folder = dask_tasks._WORKER_FOLDER
         return None if folder is None else sorted(path.name for path in folder.iterdir())
 
     with Client(cluster, set_as_default=False) as client:

@@ -10,16 +10,8 @@ import nbformat
 import pytest
 
 from autograder.course import CONFIG_NAME, CourseError
-from autograder.grading.demo import (
-    DEMO_MARKER,
-    HANG,
-    HANGING_BLANKS,
-    WRONG_SNIPPETS,
-    fill,
-    run_demo_course,
-    solution_snippets,
-    write_demo_submissions,
-)
+from autograder.grading.demo import (DEMO_MARKER, HANG, HANGING_BLANKS, WRONG_SNIPPETS, fill, run_demo_course, solution_snippets,
+                                     write_demo_submissions)
 from autograder.grading.results import Status
 from autograder.grading.submissions import collect
 

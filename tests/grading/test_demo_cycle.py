@@ -13,8 +13,10 @@ from click.testing import CliRunner
 from PIL import Image
 
 from autograder import cli
+from autograder.gradescope.results import gradescope_results
 from autograder.grading.demo import WRONG_SNIPPETS
 from autograder.grading.feedback import REFERENCE_COLOUR, STUDENT_COLOUR
+from autograder.grading.results import load_results
 
 pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
 ASSIGNMENT = "04_mnist_sgd"
@@ -47,8 +49,14 @@ def test_demo_prints_the_summary(demo):
         assert words in output
 
 
+def test_the_demo_exports_the_grades_csv_alone(demo):
+    assert [p.name for p in (demo[0] / "exports" / ASSIGNMENT).iterdir()] == ["grades.csv"]
+    assert f"exports:{demo[0] / 'exports' / ASSIGNMENT / 'grades.csv'};" in "".join(demo[1].split()), "the demo prints the CSV's path"
+
+
 def test_gradescope_results_follow_the_format(demo):
-    results = json.loads((demo[0] / "exports" / ASSIGNMENT / "gradescope" / "grace" / "results.json").read_text())
+    [grace] = [result for result in load_results(demo[0], ASSIGNMENT).submissions if result.student == "grace"]
+    results = gradescope_results(grace)
     assert results["score"] == sum(test["score"] for test in results["tests"])
     assert {"name", "score", "max_score", "output", "visibility"} <= set(results["tests"][0])
 

@@ -10,13 +10,8 @@ import pytest
 
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
-from autograder.grading.exports import (
-    NBGRADER_COLUMNS,
-    gradescope_results,
-    subfolder,
-    write_grades_csv,
-    write_gradescope,
-)
+from autograder.gradescope.results import gradescope_results
+from autograder.grading.exports import NBGRADER_COLUMNS, subfolder, write_grades_csv
 from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult
 
 ASSIGNMENT = "04_mnist_sgd"
@@ -101,8 +96,8 @@ def test_gradescope_schema_for_a_graded_submission():
     assert "2.67/7" in data["output"]
     assert [test["name"] for test in data["tests"]] == ["mnist_loss", "train_model"]
     for test in data["tests"]:
-        assert set(test) == {"name", "score", "max_score", "output", "visibility"}
-        assert test["visibility"] == "visible"
+        assert set(test) == {"name", "score", "max_score", "status", "output", "visibility"}
+        assert test["visibility"] == "visible" and test["status"] == "failed"
         assert isinstance(test["score"], float) and isinstance(test["max_score"], (int, float))
     mnist_loss = data["tests"][0]
     assert (mnist_loss["score"], mnist_loss["max_score"]) == (pytest.approx(2.67), 4)
@@ -123,12 +118,6 @@ def test_gradescope_ungradable_submission_states_status_and_reason():
     assert "corrupt_notebook" in data["output"]
     assert "not valid JSON (line 3)" in data["output"]
     assert data["tests"] == []
-
-
-def test_write_gradescope_one_file_per_student(tmp_path: Path):
-    paths = write_gradescope(sample_batch(), tmp_path / "gradescope")
-    assert paths == [tmp_path / "gradescope" / student / "results.json" for student in ("alice", "bob", "carol")]
-    assert json.loads(paths[0].read_text())["score"] == 7.0
 
 
 @pytest.mark.parametrize("name", ["", ".", "..", "../evil", "a/b", "a\\b"])

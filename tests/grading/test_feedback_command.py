@@ -1,4 +1,4 @@
-"""`autograder feedback` (``run_feedback``): the reference's curves are trained only when a report has curves,
+"""`autograder feedback` (``commands.write_feedback``): the reference's curves are trained only when a report has curves,
 and the page says what run the student's curves show."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pytest
 from browser import TextOf
 
 from autograder.checks.results import BlankReport, CheckResult
-from autograder.cli import run_feedback
 from autograder.grading import feedback
+from autograder.grading.commands import write_feedback
 from autograder.grading.pipeline import results_folder
 from autograder.grading.results import CellResult, Status, SubmissionResult
 
@@ -45,7 +45,7 @@ def reference_calls(monkeypatch) -> list:
 
 def test_the_page_says_what_run_the_curves_show_beside_the_reference(tmp_path: Path, reference_calls: list):
     _save(tmp_path, "hana", {"curves": _curves(RUN, "your mnist_loss", 0.961)})
-    [page] = run_feedback(tmp_path, ASSIGNMENT, "cpu")
+    [page] = write_feedback(course_root=tmp_path, assignment=ASSIGNMENT, device="cpu")
     text = TextOf.of(page.read_text())
     assert reference_calls == ["cpu"]
     assert f"What this shows: {RUN}" in text
@@ -54,5 +54,5 @@ def test_the_page_says_what_run_the_curves_show_beside_the_reference(tmp_path: P
 
 def test_no_curves_no_reference_training(tmp_path: Path, reference_calls: list):
     _save(tmp_path, "ivan", {})
-    [page] = run_feedback(tmp_path, ASSIGNMENT, "cpu")
+    [page] = write_feedback(course_root=tmp_path, assignment=ASSIGNMENT, device="cpu")
     assert reference_calls == [] and "What this shows" not in page.read_text()

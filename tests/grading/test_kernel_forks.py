@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from autograder.grading import worker
+from autograder.grading import outcome
 from autograder.grading.sandbox import layout
-from autograder.grading.warm import ForkServer
+from autograder.grading.servers import ForkServer
 
 pytestmark = pytest.mark.slow
 
@@ -172,4 +172,4 @@ def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
     ({"pid": 1, "signal": 99}, "killed by signal 99 during"),
 ])
 def test_a_dead_kernels_reason_says_how_it_ended(ending, words):
-    assert words in worker.kernel_death(ending)
+    assert words in outcome.kernel_death(ending)

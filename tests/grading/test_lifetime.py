@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="th
 PARENT = textwrap.dedent(
     """
     import subprocess, sys, time
-    from autograder.grading.worker import _child_setup
+    from autograder.grading.processes import child_setup
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], preexec_fn=SETUP,
                              start_new_session=True, stdin=subprocess.DEVNULL)
     print(child.pid, flush=True)
@@ -35,7 +35,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize("with_setup", [True, False], ids=["die-with-parent", "control-without"])
 def test_a_child_in_its_own_session_ends_when_its_parent_is_killed(with_setup):
-    code = PARENT.replace("SETUP", "_child_setup()" if with_setup else "None")
+    code = PARENT.replace("SETUP", "child_setup()" if with_setup else "None")
     parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
     child = int(parent.stdout.readline())
     try:

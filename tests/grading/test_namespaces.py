@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 import pytest
+from forked_child import findings_of_forked_child
 from ordinary_user import reachable_folder
 
 from autograder.grading.sandbox import joining, namespaces
@@ -305,8 +306,6 @@ def test_the_limits_become_rlimits():
 
 def test_a_process_that_joins_a_holder_sees_only_the_sandbox_and_has_no_capabilities(tmp_path):
     """What the kernel gets from ``join_and_fork``: the sandbox's filesystem, its own PID namespace, no capabilities."""
-    import json
-
     if not namespaces.probe().available:
         pytest.skip(f"no namespace sandbox here: {namespaces.probe().reason}")
     course = tmp_path / "course"
@@ -316,25 +315,15 @@ def test_a_process_that_joins_a_holder_sees_only_the_sandbox_and_has_no_capabili
     work = tmp_path / "work"
     work.mkdir()
     holder = namespaces.Holder.start(namespaces.Mounts(namespaces.python_paths(), str(work), forbidden=[str(course)]))
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the forked process
-            code = 3
-            try:
-                joining.join_and_fork(holder.pid)
-                status = open("/proc/self/status").read()
-                capabilities = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff"))
-                view = {"capabilities": capabilities, "course": os.path.exists(str(course)), "pid": os.getpid(),
-                        "outside": os.path.exists(str(tmp_path / "outside.txt"))}
-                (work / "view.json").write_text(json.dumps(view))
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        holder.close()
-    assert os.waitstatus_to_exitcode(status) == 0
-    view = json.loads((work / "view.json").read_text())
+
+    def look_around() -> dict:
+        joining.join_and_fork(holder.pid)
+        status = open("/proc/self/status").read()
+        capabilities = next(line.split()[1] for line in status.splitlines() if line.startswith("CapEff"))
+        return {"capabilities": capabilities, "course": os.path.exists(str(course)), "pid": os.getpid(),
+                "outside": os.path.exists(str(tmp_path / "outside.txt"))}
+
+    view = findings_of_forked_child(holder, look_around, work / "view.json")
     assert int(view["capabilities"], 16) == 0, view
     assert view["course"] is False, "the course is in the joined process's filesystem"
     assert view["pid"] < 10, f"not in a PID namespace of its own: pid {view['pid']}"

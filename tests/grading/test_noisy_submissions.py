@@ -7,6 +7,7 @@ with nbclient (torch 2.14, fastai 2.8, matplotlib 3.11, ipykernel): one stderr o
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 import time
@@ -16,6 +17,7 @@ import nbformat
 import pytest
 from nbgrader.preprocessors import IgnorePattern
 from nbgrader.utils import determine_grade
+from submission_files import put_submission
 from traitlets.config.loader import PyFileConfigLoader
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -193,10 +195,7 @@ def noisy_submission(course: Path) -> nbformat.NotebookNode:
     return fill(course / "release" / ASSIGNMENT / NOTEBOOK, answers)
 
 
-def put(folder: Path, student: str, nb: nbformat.NotebookNode) -> None:
-    target = folder / student / ASSIGNMENT / NOTEBOOK
-    target.parent.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, target)
+put = functools.partial(put_submission, assignment=ASSIGNMENT)
 
 
 def stderr_of(course: Path, student: str, grade_id: str) -> str:

@@ -20,6 +20,7 @@ from autograder.grading.results import Status
 from autograder.grading.sandbox import kernel_boot, layout, namespaces, peer
 from autograder.grading.worker import Limits
 
+from forked_child import findings_of_forked_child
 from test_pipeline import ASSIGNMENT, NOTEBOOK, make_course, put, solved
 
 MEMORY_HEADROOM = 2**30
@@ -66,39 +67,29 @@ def test_a_process_that_entered_the_sandbox_cannot_spawn_or_map_past_its_limits(
               "max_memory_bytes": _data_bytes() + MEMORY_HEADROOM}
     holder = namespaces.Holder.start(namespaces.Mounts(namespaces.python_paths(), str(kernel)))
     config["holder_pid"] = holder.pid
-    try:
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - runs in the forked process
-            code = 3
-            try:
-                kernel_boot.enter_sandbox(config, [], [])
-                status_lines = open("/proc/self/status").read().splitlines()
-                found = {"uid": os.getuid(), **{line.split(":")[0]: line.split()[1] for line in status_lines if line.startswith("Cap")}}
-                try:
-                    hog = bytearray(2 * MEMORY_HEADROOM)
-                    found["memory"] = f"mapped {len(hog)} bytes"
-                except MemoryError:
-                    found["memory"] = "MemoryError"
-                born = []
-                try:
-                    while len(born) < 500:
-                        born.append(os.posix_spawn("/usr/bin/sleep", ["sleep", "30"], {}))
-                    found["processes"] = f"spawned {len(born)}"
-                except OSError as error:
-                    found["processes"] = f"{len(born)} then {error.strerror}"
-                for child in born:
-                    os.kill(child, 9)
-                    os.waitpid(child, 0)
-                with open(os.path.join(config["scratch"], "found.json"), "w") as handle:
-                    json.dump(found, handle)
-                code = 0
-            finally:
-                os._exit(code)
-        _, status = os.waitpid(pid, 0)
-    finally:
-        holder.close()
-    assert os.waitstatus_to_exitcode(status) == 0
-    found = json.loads((kernel / "found.json").read_text())
+
+    def spawn_and_map_past_the_limits() -> dict:
+        kernel_boot.enter_sandbox(config, [], [])
+        status_lines = open("/proc/self/status").read().splitlines()
+        found = {"uid": os.getuid(), **{line.split(":")[0]: line.split()[1] for line in status_lines if line.startswith("Cap")}}
+        try:
+            hog = bytearray(2 * MEMORY_HEADROOM)
+            found["memory"] = f"mapped {len(hog)} bytes"
+        except MemoryError:
+            found["memory"] = "MemoryError"
+        born = []
+        try:
+            while len(born) < 500:
+                born.append(os.posix_spawn("/usr/bin/sleep", ["sleep", "30"], {}))
+            found["processes"] = f"spawned {len(born)}"
+        except OSError as error:
+            found["processes"] = f"{len(born)} then {error.strerror}"
+        for child in born:
+            os.kill(child, 9)
+            os.waitpid(child, 0)
+        return found
+
+    found = findings_of_forked_child(holder, spawn_and_map_past_the_limits, kernel / "found.json")
     assert found["uid"] == uid, found
     assert all(int(found[kind], 16) == 0 for kind in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")), found
     assert found["memory"] == "MemoryError", found

@@ -17,11 +17,14 @@ import pytest
 
 from autograder.course import scratch_course
 from autograder.grading.demo import fill, solution_snippets
+from autograder.grading import pipeline
 from autograder.grading.pipeline import GradeOptions, GradingError, grade, load_results, results_folder
-from autograder.grading.results import Status
+from autograder.grading.record import cell_results, needs_registration, record_zero
+from autograder.grading.outcome import Execution
+from autograder.grading.results import Status, SubmissionResult
 from autograder.grading import warm, worker
 from autograder.grading.worker import Limits
-from autograder.nbgrader_api import autograde, cell_grades, generate_assignment
+from autograder.nbgrader_api import autograde, cell_grades, generate_assignment, open_gradebook
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ASSIGNMENT = "02_linear_regression"
@@ -331,3 +334,77 @@ def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnis
     assert not list(folder.glob("*.tmp")), "no half-written result files"
     for path in folder.glob("*.json"):
         json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------- a record or registration cut short by a kill
+
+MANY_BLANKS = "01_gradient_descent"
+
+
+def _resumable_course(tmp_path: Path) -> tuple[pipeline.Target, pipeline.Collected, Path]:
+    """A course whose gradebook knows ``MANY_BLANKS``, with one untouched submission (kim's) collected."""
+    course = make_course(tmp_path / "course")
+    release = course / "release" / MANY_BLANKS / f"{MANY_BLANKS}.ipynb"
+    (course / "incoming" / "kim" / MANY_BLANKS).mkdir(parents=True)
+    shutil.copy(release, course / "incoming" / "kim" / MANY_BLANKS / release.name)
+    (work := tmp_path / "work").mkdir()
+    pipeline.register_assignment(course, MANY_BLANKS, work)
+    target = pipeline.Target.of(course, MANY_BLANKS)
+    return target, pipeline.collect(course / "incoming", target, work / "input"), work
+
+
+def test_a_submission_recorded_only_in_part_is_graded_again(tmp_path, monkeypatch):
+    """A run killed while nbgrader scored kim's cells one by one (regrading kim) leaves part of a record: the next
+    run grades kim again, although kim's earlier result was saved and the gradebook has kim's submission."""
+    target, collected, _ = _resumable_course(tmp_path)
+    [kim] = collected.submissions
+    record_zero(target.course_root, MANY_BLANKS, "kim")
+    cells = cell_results(target.course_root, MANY_BLANKS, "kim", None)
+    pipeline.save(target, SubmissionResult("kim", MANY_BLANKS, Status.GRADED, "", cells), collected)
+    assert len(target.test_cells) == 6 and pipeline.plan(target, collected, GradeOptions()).unchanged == ["kim"]
+
+    def killed_while_recording(course_root, assignment, student, executed, submitted):
+        with open_gradebook(course_root) as gradebook:
+            for grade in gradebook.find_submission(assignment, student).notebooks[0].grades[:2]:
+                grade.auto_score = 1.0
+            gradebook.db.commit()
+        raise KeyboardInterrupt("SIGKILL")  # nothing after this line runs in a killed grader
+
+    monkeypatch.setattr(pipeline.recording, "record_executed", killed_while_recording)
+    execution = Execution(Status.GRADED, "", kim.notebook, 1.0, 1.0, 10.0)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.record(target, kim, execution)
+    decided = pipeline.plan(target, collected, GradeOptions())
+    assert decided.new == ["kim"] and [s.student for s in decided.todo] == ["kim"] and not decided.standing
+
+
+def test_a_record_missing_a_test_cell_of_the_release_is_graded_again(tmp_path):
+    """A record made against a gradebook that knew only some of the assignment's test cells is not a grade."""
+    target, collected, _ = _resumable_course(tmp_path)
+    record_zero(target.course_root, MANY_BLANKS, "kim")
+    cells = cell_results(target.course_root, MANY_BLANKS, "kim", None)
+    pipeline.save(target, SubmissionResult("kim", MANY_BLANKS, Status.GRADED, "", cells), collected)
+    with open_gradebook(target.course_root) as gradebook:
+        for grade in gradebook.find_submission(MANY_BLANKS, "kim").notebooks[0].grades:
+            if grade.name not in ("test_mse", "test_mae"):
+                gradebook.db.delete(grade)
+        gradebook.db.commit()
+    assert pipeline.plan(target, collected, GradeOptions()).new == ["kim"]
+
+
+def test_a_registration_cut_short_is_completed(tmp_path):
+    """nbgrader writes an assignment's cells into the gradebook one by one: a run killed meanwhile leaves a
+    notebook with only its first grade cells, which the next run registers again in full."""
+    target, _, work = _resumable_course(tmp_path)
+    with open_gradebook(target.course_root) as gradebook:
+        registered = gradebook.find_notebook(MANY_BLANKS, MANY_BLANKS)
+        for cell in [*registered.grade_cells, *registered.source_cells]:
+            if cell.name not in ("test_mse", "test_mae"):
+                gradebook.db.delete(cell)
+        gradebook.db.commit()
+    assert needs_registration(target.course_root, MANY_BLANKS, target.release_notebook)
+
+    pipeline.register_assignment(target.course_root, MANY_BLANKS, work)
+    assert not needs_registration(target.course_root, MANY_BLANKS, target.release_notebook)
+    with open_gradebook(target.course_root) as gradebook:
+        assert {cell.name for cell in gradebook.find_notebook(MANY_BLANKS, MANY_BLANKS).grade_cells} == target.test_cells

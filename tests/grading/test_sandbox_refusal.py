@@ -59,17 +59,17 @@ def test_the_demo_grades_its_own_submissions_without_a_sandbox_and_says_so(monke
     from click.testing import CliRunner
 
     from autograder import cli
-    from autograder.grading import demo
+    from autograder.grading import commands, demo
 
     graded = []
     monkeypatch.setattr(pipeline, "no_sandbox_reason", lambda: "bwrap is not installed")
-    monkeypatch.setattr(cli, "_provision_offline", lambda data, assignments: None)
+    monkeypatch.setattr(commands, "provision_offline", lambda data, assignments: None)
     monkeypatch.setattr(demo, "run_demo_course", lambda root, assignment, into: {})
-    def run_grade(*args, **kwargs):
-        graded.append(kwargs)
+    def grade_assignment(**kwargs):
+        graded.append(kwargs["unsafe_no_sandbox"])
         raise RuntimeError("graded")
 
-    monkeypatch.setattr(cli, "run_grade", run_grade)
+    monkeypatch.setattr(commands, "grade_assignment", grade_assignment)
     result = CliRunner().invoke(cli.main, ["demo", "--into", str(tmp_path / "demo")])
     assert "no namespace sandbox here (bwrap is not installed)" in result.output
-    assert graded == [{"unsafe_no_sandbox": True}]
+    assert graded == [True]

@@ -20,7 +20,8 @@ from browser import TextOf
 from autograder.checks import REPORT_MIME_TYPE
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
-from autograder.grading.exports import gradescope_results, grade_rows
+from autograder.gradescope.results import gradescope_results
+from autograder.grading.exports import grade_rows
 from autograder.grading.feedback import blank_view, render_page, page_view
 from autograder.grading.record import _test_cell_outputs
 from autograder.grading.results import BatchResult, CellResult, Status, SubmissionResult

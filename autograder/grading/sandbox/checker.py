@@ -1,10 +1,11 @@
 """The trusted checker: runs the hidden checks against a sandboxed kernel's functions, over the channel.
 
 Run as ``python -m autograder.grading.sandbox.checker CONFIG.json``. It listens on a Unix socket; each
-``check(...)`` call in the student's kernel opens one connection (a *session*), names a blank and lends
-its functions. The checker runs that blank's checks with ``Remote`` proxies in place of the student's
-objects, so student code never runs here; it saves the report as ``<reports>/<blank>.json`` (the only
-source of scores in hardened grading) and sends the printed lines back for the notebook.
+``check(...)`` call in the student's kernel (the shim of ``check_shim.py``) opens one connection (a
+*session*), names a blank and lends its functions. The checker runs that blank's checks with ``Remote``
+proxies in place of the student's objects, so student code never runs here; it saves the report as
+``<reports>/<blank>.json`` (the only source of scores in hardened grading) and sends the printed lines back
+for the notebook.
 
 The points of each blank come from the checker's configuration (the released notebook), never from the
 kernel.
@@ -21,7 +22,6 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from autograder.grading.sandbox.peer import ChannelError, Peer, Remote
 

@@ -3,16 +3,18 @@
 ``namespaces.Holder`` builds one submission's sandbox around a placeholder process; ``join_and_fork`` moves the
 calling process into the placeholder's namespaces and forks the process that runs student code, so that the fork
 server's speed-up is kept. This file is standalone, like ``kernel_boot.py``: it imports nothing from
-``autograder``, and loads the C library when imported, since a joining process must not load libraries once
-inside the sandbox.
+``autograder`` (its sibling ``lifetime.py`` is loaded by path), and loads the C library when imported, since a
+joining process must not load libraries once inside the sandbox.
 """
 
 from __future__ import annotations
 
 import ctypes
+import importlib.util
 import os
 import signal
 import sys
+import types
 from collections.abc import Sequence
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
@@ -20,10 +22,24 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 JOINED = (("mnt", CLONE_NEWNS), ("net", CLONE_NEWNET), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("pid", CLONE_NEWPID))
 """The namespaces a joining process enters after the user namespace that owns them, in this order."""
 NS_GET_USERNS = 0xB701
-PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 1, 24, 38, 47, 4
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 38, 47, 4
 _LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 """Loaded at import: a joining process must not load libraries once it has entered the sandbox."""
+LIFETIME_MODULE = "autograder_sandbox_lifetime"
+
+
+def _load_lifetime() -> types.ModuleType:
+    """``lifetime.py`` (standalone), loaded by path once per process."""
+    if LIFETIME_MODULE not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lifetime.py")
+        spec = importlib.util.spec_from_file_location(LIFETIME_MODULE, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[LIFETIME_MODULE] = module
+    return sys.modules[LIFETIME_MODULE]
+
+
+lifetime = _load_lifetime()
 
 
 def _check(result: int, what: str) -> int:
@@ -120,26 +136,16 @@ def become(user: tuple[int, int]) -> None:
 def join_and_fork(holder_pid: int, run_as: tuple[int, int] | None = None, keep_fds: Sequence[int] = ()) -> None:
     """``join``, then fork: returns in the child, the first process of the sandbox's PID namespace to run code.
 
-    The calling process stays as the child's *waiter*: it passes on ``FORWARDED_SIGNALS``, and ends as the child
-    ends (the same exit code, or killed by the same signal). The child dies when the waiter dies.
+    The calling process stays as the child's *waiter*: it passes on ``lifetime.FORWARDED_SIGNALS``, and ends as
+    the child ends (the same exit code, or killed by the same signal). The child dies when the waiter dies.
     """
     join(holder_pid, run_as, keep_fds)
     waiter = os.getpid()
     child = os.fork()
     if child == 0:
-        _check(_LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "asking to die with the waiter")
-        if os.getppid() not in (0, waiter):  # 0: the waiter, outside this PID namespace
-            os._exit(1)
+        lifetime.die_with_parent(waiter)  # the waiter lies outside this PID namespace: its pid shows as 0
         return
-
-    def forward(signum: int, _frame) -> None:
-        try:
-            os.kill(child, signum)
-        except OSError:
-            pass
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
+    lifetime.forward_signals(child)
     for fd in keep_fds:
         if fd > 2:
             try:

@@ -9,9 +9,9 @@ worker writes does this). This file is standalone: it imports nothing from ``aut
    limits on its processes and writable memory; everything below then runs inside it;
 1. resource limits (file size, core dumps, and for a non-root kernel the number of processes);
 2. torch is imported and the kernel initialised (reads its connection file) while still trusted;
-3. ``autograder`` and ``autograder.checks`` are replaced by a shim whose ``check(...)`` sends the blank
-   and the student's objects to the trusted checker over the data-only channel; changing the shim is
-   refused and logged (the grader also flags a test cell that finishes without asking the checker);
+3. ``autograder`` and ``autograder.checks`` are replaced by the shim of ``check_shim.py``, whose ``check(...)``
+   sends the blank and the student's objects to the trusted checker over the data-only channel; changing the
+   shim is refused and logged (the grader also flags a test cell that finishes without asking the checker);
 4. when started as root, the process drops to the unprivileged sandbox user;
 5. a PEP 578 audit hook is installed: from then on importing ``autograder``, reading or writing outside
    the allowed folders, starting processes, signalling other processes, network sockets and ctypes are
@@ -30,10 +30,8 @@ import json
 import os
 import resource
 import signal
-import socket
 import stat
 import sys
-import time
 import types
 
 PROCESS_EVENTS = frozenset({
@@ -51,7 +49,6 @@ WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.renam
 READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.getxattr": (0,), "os.listxattr": (0,)}
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-CHECKER_WAIT_SECONDS = 120
 MAX_REMEMBERED_FOLDERS = 4096
 
 
@@ -69,14 +66,26 @@ def _load_module(path: str, name: str) -> types.ModuleType:
     return module
 
 
+def _sibling(name: str) -> str:
+    """The path of the standalone file ``name`` beside this one."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+
+
 JOINING_MODULE = "autograder_sandbox_joining"
 
 
 def load_joining() -> types.ModuleType:
     """``joining.py`` (standalone), loaded once per process (the fork server loads it before forking)."""
     if JOINING_MODULE not in sys.modules:
-        sys.modules[JOINING_MODULE] = _load_module(os.path.join(os.path.dirname(os.path.abspath(__file__)), "joining.py"), JOINING_MODULE)
+        sys.modules[JOINING_MODULE] = _load_module(_sibling("joining.py"), JOINING_MODULE)
     return sys.modules[JOINING_MODULE]
+
+
+CHECK_SHIM = _load_module(_sibling("check_shim.py"), "autograder_sandbox_check_shim")
+"""``check_shim.py``, loaded with this file: outside the sandbox, where the ``autograder`` package is not."""
+
+SOURCE_FILES = (__file__, CHECK_SHIM.__file__)
+"""This file and the shim's: the kernel may read them (its tracebacks show their lines)."""
 
 
 def _load_peer(path: str) -> types.ModuleType:
@@ -102,55 +111,9 @@ def _log_refusal(
 
 
 def _install_shims(socket_path: str, peer_module: types.ModuleType, log_fd: int) -> None:
-    """Make ``from autograder.checks import check`` give a function that asks the trusted checker.
-
-    The shim modules cannot be changed: assigning or deleting one of their attributes is refused and
-    logged, like the audit hook's refusals.
-    """
-    Peer = peer_module.Peer
-    getframe = sys._getframe
-    monotonic, sleep = time.monotonic, time.sleep
-
-    def check(blank: str, points: float = 0, **objects):
-        """Run the hidden checks of ``blank`` in the trusted checker; print its report, return its score.
-
-        The checker starts alongside the kernel: until its socket is listening, connecting is retried.
-        """
-        deadline = monotonic() + CHECKER_WAIT_SECONDS
-        while True:
-            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                connection.connect(socket_path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError, PermissionError):  # not bound, listening or opened yet
-                connection.close()
-                if monotonic() > deadline:
-                    raise
-                sleep(0.05)
-        try:
-            answer = Peer(connection, "s").request({"op": "session", "blank": blank}, (), objects)
-        finally:
-            connection.close()
-        print(answer["text"])
-        return answer["score"]
-
-    class ShimModule(types.ModuleType):
-        def __setattr__(self, name: str, value: object) -> None:
-            if "_sealed" in self.__dict__:
-                raise _log_refusal(log_fd, f"changing {self.__name__}.{name} (the grading module imported from autograder)", getframe(1))
-            super().__setattr__(name, value)
-
-        def __delattr__(self, name: str) -> None:
-            raise _log_refusal(log_fd, f"deleting {self.__name__}.{name} (the grading module imported from autograder)", getframe(1))
-
-    package = ShimModule("autograder")
-    package.__path__ = []
-    checks = ShimModule("autograder.checks")
-    checks.check = check
-    package.checks = checks
-    for module in (package, checks):
-        module._sealed = True
-        sys.modules[module.__name__] = module
+    """Make ``from autograder.checks import check`` give the shim that asks the trusted checker (``check_shim.py``);
+    changing the shim is refused and logged like the audit hook's refusals."""
+    CHECK_SHIM.install(socket_path, peer_module, lambda what, frame: _log_refusal(log_fd, what, frame))
 
 
 def _drop_privileges(config: dict) -> None:
@@ -179,10 +142,7 @@ def _cap_output(limit: int, log_fd: int) -> None:
         def capped_write(text):
             printed[0] += len(text)
             if printed[0] > limit:
-                try:
-                    os.write(log_fd, (json.dumps({"what": OUTPUT_REFUSAL, "where": []}) + "\n").encode())
-                except OSError:
-                    pass
+                _log_refusal(log_fd, OUTPUT_REFUSAL, None)
                 raise OSError(f"autograder sandbox: {OUTPUT_REFUSAL} ({limit // 2**20} MiB)")
             return write(text)
 
@@ -424,7 +384,7 @@ def main() -> None:
     with open(config_path) as handle:
         config = json.load(handle)
     if config.get("fork_server"):
-        forks = _load_module(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel_forks.py"), "autograder_kernel_forks")
+        forks = _load_module(_sibling("kernel_forks.py"), "autograder_kernel_forks")
         if forks.run_forked(config, config_path, kernel_argv):
             return
     del sys.argv[1]

@@ -3,8 +3,9 @@
 Every notebook of the course imports torch, numpy, pandas, matplotlib, ...: seconds of CPU per kernel, paid
 again for every submission. The *fork server* pays them once. Run as
 ``python -I kernel_forks.py SERVER.json`` (the grader's ``warm.ForkServer`` does this, handing it a Unix socket
-that already listens), it imports ``PRELOAD`` and waits for requests. This file is standalone, like ``kernel_boot.py``: it imports nothing
-from ``autograder``.
+that already listens), it imports ``PRELOAD`` and serves requests on the fork-server core (``fork_server.py``).
+This file is standalone, like ``kernel_boot.py``: it imports nothing from ``autograder``, and loads its siblings
+``fork_server.py`` and ``lifetime.py`` by path.
 
 A kernel spec still starts ``kernel_boot.py SANDBOX.json -f CONNECTION_FILE``. When the sandbox names a fork
 server, that process becomes the kernel's *stand-in* (``run_forked``): it sends the server its standard
@@ -28,20 +29,16 @@ reached, the kernel boots on its own, as without a server.
 
 from __future__ import annotations
 
-import array
-import gc
 import importlib
 import importlib.util
 import json
 import os
 import resource
-import select
 import signal
 import socket
 import sys
 import threading
 import types
-from collections.abc import Iterator
 
 PRELOAD = (
     "torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "sklearn.model_selection", "matplotlib", "matplotlib.figure",
@@ -52,19 +49,27 @@ PRELOAD = (
 ``from fastai.vision.all import *`` takes about 0.17 s instead of 0.5 s; ``matplotlib.pyplot`` itself is left
 out, since it chooses its backend when imported."""
 PASSED_FDS = 5  # stdin, stdout, stderr, lifeline (read end), deathwatch (write end)
-MAX_REQUEST_BYTES = 1 << 20
-FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-PARENT_POLL_SECONDS = 0.5
 SERVER_WAIT_SECONDS = 30
 """How long a stand-in waits for the server (still importing at the start of a batch) before booting on its own."""
 
 
 def _load_sibling(name: str) -> types.ModuleType:
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"autograder_sandbox_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """A standalone file of this folder, loaded by path once per process."""
+    module_name = f"autograder_sandbox_{name}"
+    if module_name not in sys.modules:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[module_name] = module
+    return sys.modules[module_name]
+
+
+fork_server = _load_sibling("fork_server")
+lifetime = _load_sibling("lifetime")
+SOURCE_FILES = (os.path.abspath(__file__), fork_server.__file__, lifetime.__file__)
+"""This file and the siblings it loads: a forked kernel runs their code, and may read them (its tracebacks show
+their lines)."""
 
 
 # --- the stand-in: the process a kernel spec starts --------------------------------------------------
@@ -77,80 +82,85 @@ def run_forked(config: dict, config_path: str, kernel_argv: list[str]) -> bool:
     caller then boots the kernel itself; a kernel the server forks later ends at once, its lifeline
     closed); True once the forked kernel has ended.
     """
-    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    server.settimeout(SERVER_WAIT_SECONDS)
     lifeline_read, lifeline_write = os.pipe()
     deathwatch_read, deathwatch_write = os.pipe()
+    request = {
+        "config": config_path,
+        "argv": kernel_argv,
+        "env": dict(os.environ),
+        "cpu": list(resource.getrlimit(resource.RLIMIT_CPU)),
+        "pid_file": config["kernel_pid"],
+        "exit_file": config["kernel_exit"],
+    }
     try:
-        server.connect(config["fork_server"])
-        request = {
-            "config": config_path,
-            "argv": kernel_argv,
-            "env": dict(os.environ),
-            "cpu": list(resource.getrlimit(resource.RLIMIT_CPU)),
-            "pid_file": config["kernel_pid"],
-            "exit_file": config["kernel_exit"],
-        }
-        fds = array.array("i", [0, 1, 2, lifeline_read, deathwatch_write])
-        server.sendmsg([(json.dumps(request) + "\n").encode()], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
-        os.close(lifeline_read)
-        os.close(deathwatch_write)
-        lifeline_read = deathwatch_write = -1
-        answer = _read_line(server)
-        pid = int(answer)
-    except (OSError, ValueError):
+        pid, connection = fork_server.request_fork(config["fork_server"], request, [0, 1, 2, lifeline_read, deathwatch_write],
+                                                   SERVER_WAIT_SECONDS)
+        connection.close()
+    except OSError:
         for fd in (lifeline_read, lifeline_write, deathwatch_read, deathwatch_write):
-            if fd >= 0:
-                os.close(fd)  # closing the lifeline ends a kernel the server may have started
+            os.close(fd)  # closing the lifeline ends a kernel the server may have started
         return False
-    finally:
-        server.close()
+    os.close(lifeline_read)
+    os.close(deathwatch_write)
     _stand_in(pid, deathwatch_read)
     return True
 
 
-def _read_line(connection: socket.socket) -> str:
-    data = b""
-    while not data.endswith(b"\n"):
-        chunk = connection.recv(4096)
-        if not chunk:
-            raise OSError("the fork server closed the connection without starting a kernel")
-        data += chunk
-    return data.decode().strip()
-
-
 def _stand_in(pid: int, deathwatch: int) -> None:
-    """Pass signals on to the kernel ``pid`` until it ends; kill it if this process's parent ends first."""
+    """Pass signals on to the kernel ``pid`` until it ends; kill it if this process's parent ends first.
 
-    def forward(signum: int, _frame) -> None:
-        try:
-            os.kill(pid, signum)
-        except OSError:
-            pass
-
-    for signum in FORWARDED_SIGNALS:
-        signal.signal(signum, forward)
-    parent = os.getppid()
-    while True:
-        try:
-            readable, _, _ = select.select([deathwatch], [], [], PARENT_POLL_SECONDS)
-        except InterruptedError:
-            continue
-        if readable and not os.read(deathwatch, 1):
-            return
-        if os.getppid() != parent:
-            forward(signal.SIGKILL, None)
-            return
+    Jupyter starts this process from a thread of its choosing, so the parent is watched (``lifetime.watch_parent``)
+    rather than bound to that thread's life.
+    """
+    forward = lifetime.forward_signals(pid)
+    lifetime.watch_parent(on_death=lambda: forward(signal.SIGKILL, None))
+    while os.read(deathwatch, 1):
+        pass
 
 
 # --- the server ----------------------------------------------------------------------------------------
 
 
+class KernelForking:
+    """What the kernel fork server makes of a request (``fork_server.Forking``): a sandboxed kernel."""
+
+    fds = PASSED_FDS
+    keep_connection = False
+
+    def __init__(self, kernel_boot: types.ModuleType) -> None:
+        self.kernel_boot = kernel_boot
+
+    def refusal(self, request: dict) -> str | None:
+        return None
+
+    def become(self, request: dict, fds: list[int]) -> int:
+        _become_kernel(request, fds, self.kernel_boot)
+        return 1
+
+    def forked(self, pid: int, request: dict) -> None:
+        """Write the kernel's pid where the grader's watcher looks for it, whole or not at all."""
+        _write_whole(request["pid_file"], str(pid))
+        print(f"fork server: kernel {pid} for {request['config']}", flush=True)
+
+    def ended(self, pid: int, exit_code: int, request: dict) -> None:
+        """Record how the kernel ended: ``{"pid", "exit_code"}`` or ``{"pid", "signal"}``."""
+        ending = {"pid": pid, "signal": -exit_code} if exit_code < 0 else {"pid": pid, "exit_code": exit_code}
+        try:
+            _write_whole(request["exit_file"], json.dumps(ending))
+        except OSError:
+            pass  # the sandbox was removed already: nobody asks any more
+
+
+def _write_whole(path: str, text: str) -> None:
+    with open(path + ".partial", "w") as handle:
+        handle.write(text)
+    os.replace(path + ".partial", path)
+
+
 def serve(config: dict) -> None:
-    """Import ``PRELOAD``, then fork on request on the inherited listening socket ``listener_fd`` (a stand-in
-    that connects meanwhile waits in its backlog)."""
+    """Import ``PRELOAD``, then fork a kernel per request on the inherited listening socket ``listener_fd`` (a
+    stand-in that connects meanwhile waits in its backlog)."""
     listener = socket.socket(fileno=int(config["listener_fd"]))
-    signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kernel_boot = _load_sibling("kernel_boot")
     kernel_boot.load_joining()
@@ -159,121 +169,7 @@ def serve(config: dict) -> None:
             importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a missing library is imported (or not) by the kernel itself
             print(f"fork server: not preloading {name}: {error}", file=sys.stderr, flush=True)
-    freeze_heap()
-    print("fork server: ready", flush=True)
-    while True:
-        connection, _ = listener.accept()
-        try:
-            _fork_one(connection, listener, kernel_boot)
-        except Exception as error:  # noqa: BLE001 - one bad request never stops the server
-            print(f"fork server: request refused: {error!r}", file=sys.stderr, flush=True)
-        finally:
-            connection.close()
-
-
-def freeze_heap() -> None:
-    """Move every object the server has made so far out of the garbage collector's reach, for good.
-
-    A forked kernel then never walks the preloaded libraries' hundreds of thousands of objects in a full
-    collection (0.2 to 0.4 s each), nor copies the memory pages that walk would write to.
-    """
-    gc.collect()
-    gc.freeze()
-
-
-_exit_files: dict[int, str] = {}
-"""Each running kernel's ``kernel_exit`` file, by pid."""
-
-
-def ended_children() -> Iterator[tuple[int, int]]:
-    """(pid, wait status) of each child that has ended, reaping it, without waiting for the others."""
-    while True:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-        yield pid, status
-
-
-def _reap(_signum: int, _frame) -> None:
-    """Wait for every ended kernel (so that their CPU time counts in this server's, as for any child), and
-    record how it ended."""
-    for pid, status in ended_children():
-        exit_file = _exit_files.pop(pid, None)
-        if exit_file:
-            _record_exit(exit_file, pid, status)
-
-
-def _record_exit(path: str, pid: int, status: int) -> None:
-    """Write ``{"pid", "exit_code"}`` or ``{"pid", "signal"}`` to ``path``, whole or not at all."""
-    code = os.waitstatus_to_exitcode(status)
-    ending = {"pid": pid, "signal": -code} if code < 0 else {"pid": pid, "exit_code": code}
-    try:
-        with open(path + ".partial", "w") as handle:
-            handle.write(json.dumps(ending))
-        os.replace(path + ".partial", path)
-    except OSError:
-        pass  # the sandbox was removed already: nobody asks any more
-
-
-def receive_request(connection: socket.socket, count: int) -> tuple[dict, list[int]]:
-    """One JSON line and exactly ``count`` descriptors (passed with it) from ``connection``."""
-    data, fds = b"", []
-    while not data.endswith(b"\n"):
-        chunk, ancillary, _, _ = connection.recvmsg(65536, socket.CMSG_SPACE(count * 4))
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.extend(array.array("i", payload[: len(payload) - len(payload) % 4]))
-        if not chunk or len(data) + len(chunk) > MAX_REQUEST_BYTES:
-            for fd in fds:
-                os.close(fd)
-            raise OSError("incomplete or oversized request")
-        data += chunk
-    if len(fds) != count:
-        for fd in fds:
-            os.close(fd)
-        raise OSError(f"expected {count} descriptors, got {len(fds)}")
-    return json.loads(data), fds
-
-
-def hung_up(connection: socket.socket) -> bool:
-    """Whether the requester closed its end (it gave up waiting, and started its process another way)."""
-    try:
-        return connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-
-
-def _fork_one(connection: socket.socket, listener: socket.socket, kernel_boot: types.ModuleType) -> None:
-    request, fds = receive_request(connection, PASSED_FDS)
-    try:
-        if hung_up(connection):
-            raise OSError("the stand-in stopped waiting (its kernel booted on its own)")
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # reaped only once its exit file is known
-        try:
-            pid = os.fork()
-            if pid == 0:
-                try:
-                    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-                    connection.close()
-                    listener.close()
-                    _become_kernel(request, fds, kernel_boot)
-                finally:
-                    os._exit(1)
-            _exit_files[pid] = request["exit_file"]
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-        partial = request["pid_file"] + ".partial"
-        with open(partial, "w") as handle:
-            handle.write(str(pid))
-        os.replace(partial, request["pid_file"])
-        connection.sendall(f"{pid}\n".encode())
-        print(f"fork server: kernel {pid} for {request['config']}", flush=True)
-    finally:
-        for fd in fds:
-            os.close(fd)
+    fork_server.serve(listener, KernelForking(kernel_boot), "fork server")
 
 
 def _become_kernel(request: dict, fds: list[int], kernel_boot: types.ModuleType) -> None:

@@ -9,9 +9,9 @@ Inside the submission's work folder::
     runtime/    Jupyter's connection files
     course/     the scratch nbgrader course (gradebook with hidden tests: never readable by the kernel)
 
-The checker's Unix socket lives in a folder of its own with a short path under ``/tmp`` (``Sandbox.channel``,
-removed after the submission), since a socket's path may have at most 107 bytes; so do the kernel's ZMQ sockets
-(``channel/ipc/``, written by the kernel).
+The checker's Unix socket lives in a folder of its own with a short path under ``/tmp`` (``Sandbox.channel``, see
+``processes.channel_folder``; removed after the submission), since a socket's path may have at most 107 bytes; so
+do the kernel's ZMQ sockets (``channel/ipc/``, written by the kernel).
 
 With ``isolate``, the kernel also runs in a namespace sandbox that bubblewrap builds for the submission
 (``namespaces.Holder``): its filesystem holds the Python installation, the MNIST sample, matplotlib's cache
@@ -30,16 +30,15 @@ import site
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import autograder
+from autograder.grading import processes
 from autograder.grading.sandbox import checker as checker_module
 from autograder.grading.nbgrader_worker import KERNEL_IPC_ENV
 from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer
-from autograder.grading.sandbox.lifetime import die_with_parent
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
@@ -152,12 +151,6 @@ def stage_matplotlib(into: Path) -> Path:
         return target
 
 
-def channel_folder() -> Path:
-    """A new folder with a short path for the checker's socket (a Unix socket path has at most 107 bytes)."""
-    base = "/tmp" if os.path.isdir("/tmp") else None
-    return Path(tempfile.mkdtemp(prefix="autograder-channel-", dir=base))
-
-
 def _kernel_spec(into: Path, boot_config: Path) -> None:
     spec = into / "kernels" / "python3"
     spec.mkdir(parents=True)
@@ -242,8 +235,7 @@ def _start_holder(kernel: Path, channel: Path, data: Path | None, matplotlib_fol
     read_only = [*namespaces.python_paths(), str(matplotlib_folder), *([str(data)] if data is not None else [])]
     forbidden, hidden = _hidden_parts(course_root, work, read_only)
     mounts = namespaces.Mounts(read_only, str(kernel), shared=[str(channel)], forbidden=forbidden, hidden=hidden)
-    parent = os.getpid()
-    return namespaces.Holder.start(mounts, preexec_fn=lambda: die_with_parent(parent))
+    return namespaces.Holder.start(mounts, preexec_fn=processes.child_setup())
 
 
 def build_sandbox(
@@ -269,19 +261,45 @@ def build_sandbox(
         OSError: ``isolate`` and bubblewrap could not build the sandbox.
     """
     user = sandbox_user(isolate)
-    kernel, private, channel = work / "kernel", work / "private", channel_folder()
+    kernel, private, channel = _make_folders(work, user)
+    data, matplotlib_folder, fastai_home = _stage_kernel_home(kernel, work.parent / SHARED, user)
+    env = _scrubbed_env(fastai_home, kernel, work, threads)
+    env[KERNEL_IPC_ENV] = str(channel / "ipc" / "k")
+    sandbox = Sandbox(work, channel, kernel, private, channel / "checker.sock", private / "reports", private / "violations.log",
+                      private / "kernel.pid", private / "kernel.exit", private / "checker.json", env, user[0] if user else None)
+    device = "cpu" if isolate else os.environ.get("AUTOGRADER_DEVICE")  # a sandbox's /dev has no GPU: tensors sent to its kernel stay on the CPU
+    checker_module.CheckerConfig(str(sandbox.socket), str(sandbox.reports), points, device).save(sandbox.checker_config)
+    boot_config = work / "jupyter" / "sandbox.json"
+    _kernel_spec(work / "jupyter", boot_config)
+    config = _boot_config(sandbox, course_root, data, matplotlib_folder, fork_server, output_bytes, memory_bytes, user)
+    boot_config.write_text(json.dumps(config))
+    _give_to_user(kernel, user)
+    if not isolate:
+        return sandbox
+    holder = _start_holder(kernel, channel, data, matplotlib_folder, course_root, work)
+    config["holder_pid"] = holder.pid
+    boot_config.write_text(json.dumps(config))
+    return replace(sandbox, holder=holder)
+
+
+def _make_folders(work: Path, user: tuple[int, int] | None) -> tuple[Path, Path, Path]:
+    """``work/kernel``, ``work/private`` and a channel folder (``ipc/`` in it: the kernel's sockets), with their modes."""
+    kernel, private, channel = work / "kernel", work / "private", processes.channel_folder(mode=0o711)
     for folder in (kernel, kernel / "tmp", private, work / "runtime", work / "jupyter-config"):
         folder.mkdir(parents=True, exist_ok=True)
     for folder in (work, *list(work.parents)[:2]):
         if folder.stat().st_uid == os.geteuid():
             folder.chmod(folder.stat().st_mode | 0o711)
     private.chmod(0o700)
-    channel.chmod(0o711)
     ipc = channel / "ipc"
     ipc.mkdir(mode=0o700)
     if user is not None:
         os.chown(ipc, *user)
-    shared = work.parent / SHARED
+    return kernel, private, channel
+
+
+def _stage_kernel_home(kernel: Path, shared: Path, user: tuple[int, int] | None) -> tuple[Path | None, Path, Path]:
+    """Stage the batch's shared data; fill the kernel's HOME: (MNIST sample or None, matplotlib folder, FASTAI_HOME)."""
     data = stage_data(shared, hard_links=user is not None)
     matplotlib_folder = stage_matplotlib(shared)
     shutil.copytree(matplotlib_folder, kernel / ".matplotlib")
@@ -289,25 +307,25 @@ def build_sandbox(
     (fastai_home / "data").mkdir(parents=True)
     if data is not None:
         (fastai_home / "data" / "mnist_sample").symlink_to(data, target_is_directory=True)
-    socket_path = channel / "checker.sock"
-    reports, violations = private / "reports", private / "violations.log"
-    kernel_pid, kernel_exit = private / "kernel.pid", private / "kernel.exit"
-    checker_config = private / "checker.json"
-    device = "cpu" if isolate else os.environ.get("AUTOGRADER_DEVICE")  # a sandbox's /dev has no GPU: tensors sent to its kernel stay on the CPU
-    checker_module.CheckerConfig(str(socket_path), str(reports), points, device).save(checker_config)
-    boot_config = work / "jupyter" / "sandbox.json"
-    _kernel_spec(work / "jupyter", boot_config)
-    boot_config.write_text(json.dumps({
-        "scratch": str(kernel),
-        "readable": [*_readable_roots(data), str(matplotlib_folder), kernel_boot.__file__, kernel_forks.__file__, peer.__file__],  # shown in tracebacks
-        "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(work.parent.resolve())],
+    return data, matplotlib_folder, fastai_home
+
+
+def _boot_config(
+    sandbox: Sandbox, course_root: Path, data: Path | None, matplotlib_folder: Path, fork_server: Path | None, output_bytes: int,
+    memory_bytes: int | None, user: tuple[int, int] | None,
+) -> dict:
+    """What ``kernel_boot.py`` reads (``jupyter/sandbox.json``); ``holder_pid`` is set once the namespace sandbox runs."""
+    return {
+        "scratch": str(sandbox.kernel),
+        "readable": [*_readable_roots(data), str(matplotlib_folder), *kernel_boot.SOURCE_FILES, *kernel_forks.SOURCE_FILES, *peer.SOURCE_FILES],  # shown in tracebacks
+        "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(sandbox.work.parent.resolve())],
         "libraries": library_folders(),
-        "socket": str(socket_path),
+        "socket": str(sandbox.socket),
         "peer": peer.__file__,
-        "violations": str(violations),
+        "violations": str(sandbox.violations),
         "fork_server": str(fork_server) if fork_server is not None else None,
-        "kernel_pid": str(kernel_pid),
-        "kernel_exit": str(kernel_exit),
+        "kernel_pid": str(sandbox.kernel_pid),
+        "kernel_exit": str(sandbox.kernel_exit),
         "max_file_bytes": MAX_FILE_BYTES,
         "max_output_bytes": output_bytes,
         "max_processes": MAX_PROCESSES,
@@ -316,23 +334,17 @@ def build_sandbox(
         "uid": user[0] if user else None,
         "gid": user[1] if user else None,
         "holder_pid": None,
-    }))
+    }
+
+
+def _give_to_user(kernel: Path, user: tuple[int, int] | None) -> None:
+    """Make ``kernel/`` and everything in it the sandbox user's (when there is one), readable by it alone."""
     if user is not None:
         for folder, dirs, files in os.walk(kernel):
             os.chown(folder, *user, follow_symlinks=False)
             for name in files + dirs:
                 os.chown(Path(folder) / name, *user, follow_symlinks=False)
     kernel.chmod(0o700)
-    env = _scrubbed_env(fastai_home, kernel, work, threads)
-    env[KERNEL_IPC_ENV] = str(ipc / "k")
-    holder = None
-    if isolate:
-        holder = _start_holder(kernel, channel, data, matplotlib_folder, course_root, work)
-        config = json.loads(boot_config.read_text())
-        config["holder_pid"] = holder.pid
-        boot_config.write_text(json.dumps(config))
-    return Sandbox(work, channel, kernel, private, socket_path, reports, violations, kernel_pid, kernel_exit, checker_config, env,
-                   user[0] if user else None, holder)
 
 
 def violations(sandbox: Sandbox) -> list[str]:

@@ -30,7 +30,6 @@ import json
 import os
 import resource
 import shutil
-import signal
 import site
 import subprocess
 import sys

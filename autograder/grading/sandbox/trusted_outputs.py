@@ -27,17 +27,9 @@ import nbformat
 from autograder.checks import REPORT_MIME_TYPE
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, one_line, with_visible_test_error
+from autograder.nbgrader_cells import TEST_PREFIX, blank_of
 
-TEST_PREFIX = "test_"
-
-
-def blank_of(cell: nbformat.NotebookNode) -> str | None:
-    """The blank a test cell checks (its ``grade_id`` without ``test_``), or None for other cells."""
-    meta = cell.metadata.get("nbgrader", {})
-    if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
-        return None
-    return str(meta.get("grade_id", "")).removeprefix(TEST_PREFIX)
-
+__all__ = ["TEST_PREFIX", "apply_reports", "blank_of", "error_line", "report_output", "write_replacing"]
 
 def error_line(error: nbformat.NotebookNode) -> str:
     """An error output on one line, ``"<ename>: <evalue>"`` (just the name when there is no value)."""
