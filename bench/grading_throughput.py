@@ -2,20 +2,29 @@
 
 Run by hand, on an otherwise idle machine, from the repository root with ``.venv/bin`` on PATH:
 
-    python bench/grading_throughput.py --n 20 --out bench/RESULTS.md
+    python bench/grading_throughput.py --n 20 --data /path/to/mnist_sample.tgz --otter /path/to/otter-venv/bin/otter \
+        --py-spy /path/to/py-spy --out bench/RESULTS.md
 
 In one run on one machine it
 
 1. builds N submissions of ``04_mnist_sgd`` (correct and wrong answers, alternating), in nbgrader's layout;
 2. times, each in its own fresh scratch course under a temporary folder (for the grading rows, one whose
    gradebook knows the assignment, as after its release; that ``generate_assignment`` is not timed):
+   - ``lesson``: the solved lesson's own CPU in a plain kernel, imports excluded (``bench/lesson_cells.py``):
+     every cell, up to the last graded cell, and up to it with the hidden checks run in the kernel;
    - ``bare``: every submitted notebook executed with nbclient, one after the other, in one process (same
-     kernel, same cell timeout as grading; no hidden tests, no gradebook): the floor for any grader;
+     kernel, same cell timeout as grading, the math threads capped as ``-j 1`` caps them; no hidden tests, no
+     gradebook); each kernel's start and imports are recorded apart, so that they can be counted once;
    - ``nbgrader``: stock ``nbgrader autograde`` of all students in one call (serial; its in-kernel checks);
    - ``j1`` and ``j2``: ``autograder grade ... -j 1`` and ``-j 2`` through the CLI (``--force``), which leave
      out the cells after the notebook's last graded cell (no score depends on them);
    - ``j1_all`` and ``j2_all``: the same in a course that sets ``GradingExecute.run_trailing_cells``, so that
      every cell runs, as in the bare and nbgrader rows;
+   - ``otter``: otter-grader's local ``otter run`` of each submission in turn, with otter tests converted
+     from the notebook's test cells (``bench/otter_row.py``);
+   - ``j2_200``: ``autograder grade -j 2`` of ``--n-200`` (default 200) submissions, for the 200-submission bar;
+   - ``profile``: ``autograder grade -j 2`` of at most 10 submissions under ``py-spy record --subprocesses
+     --idle``, summarised per process role and phase (``bench/profile_summary.py``), untimed;
    - ``j1_unsafe`` and ``j2_unsafe``: the same as ``j1`` and ``j2`` with ``--unsafe-no-sandbox``: kernels without the
      namespace sandbox, to measure what the sandbox costs per submission;
    - ``dask`` and ``local_j2`` (only where ``autograder grade`` has ``--executor`` and dask is installed):
@@ -23,7 +32,10 @@ In one run on one machine it
 3. times the reference training (``autograder.reference``) against the fastbook-style loop (a PyTorch
    ``DataLoader`` over ``list(zip(x, y))``, batch 256) from the same start to the same accuracy;
 4. prints per-submission medians, throughput, the ratios, the bars, peak memory per worker, and writes
-   them with the machine and the exact command to a Markdown report (and, with ``--json``, the raw figures).
+   them with the machine, the exact command and where the time goes to a Markdown report (and, with
+   ``--json``, the raw figures). Ratios between tools compare the same cells on both sides (the every-cell
+   rows ``j1_all``/``j2_all`` against bare execution, nbgrader and otter); what leaving out the trailing cells
+   saves is its own line.
 
 While a row runs, its process tree is sampled with psutil: "peak MiB per worker" is the largest resident
 memory (RSS summed over the processes) of one grading process tree, i.e. the grading process with its
@@ -41,7 +53,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shlex
 import shutil
@@ -49,7 +60,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -57,31 +67,36 @@ from pathlib import Path
 
 import psutil
 
+from machine import TreeSampler, machine_info  # this script's folder is first on sys.path
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENT = "04_mnist_sgd"
 WORKER_MARKER = "autograder.grading.nbgrader_worker"
-FORKED_MARKER = "kernel_forks.py"
-SAMPLE_SECONDS = 0.2
-MANUAL_SECTION = "## Where the time goes"
+TIME_GOES_SECTION = "## Where the time goes"
 
 BARS = {
-    "j2_vs_nbgrader": 2.0,  # autograder grade -j 2 throughput / serial nbgrader autograde throughput, at least
-    "j1_overhead": 0.10,  # autograder grade -j 1 wall time over bare execution, at most
-    "minutes_for_200": 15.0,  # 200 submissions at -j 2, at most (minutes)
+    "j2_all_vs_nbgrader": 2.5,  # autograder grade -j 2, every cell run, throughput / serial nbgrader autograde throughput, at least
+    "grader_cpu": 1.5,  # autograder grade -j 2 CPU per submission / (lesson's graded part + hidden checks), at most
+    "j1_overhead": 0.10,  # autograder grade -j 1, every cell run, wall time over bare execution (imports once), at most
+    "minutes_for_200": 8.0,  # 200 submissions at -j 2 as configured, measured, at most (minutes)
     "dask_vs_local": 1.15,  # --executor dask wall time / --executor local -j 2 wall time, at most
 }
 DASK_COURSE, DASK_MINUTES = 5000, 30
 EVERY_CELL = "\nc.GradingExecute.run_trailing_cells = True  # the *_all rows: every cell, as bare execution and nbgrader\n"
 UNSAFE = ["--unsafe-no-sandbox"]
+MATH_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+PROFILE_N, PROFILE_RATE = 10, 50
 
-ROW_ORDER = ("bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe", "local_j2", "dask")
+ROW_ORDER = ("bare", "nbgrader", "otter", "j1", "j2", "j1_all", "j2_all", "j2_200", "j1_unsafe", "j2_unsafe", "local_j2", "dask")
 ROW_LABELS = {
     "bare": "bare execution (nbclient, serial)",
     "nbgrader": "nbgrader autograde (serial)",
+    "otter": "otter run, each submission in turn (otter-grader, no container)",
     "j1": "autograder grade -j 1",
     "j2": "autograder grade -j 2",
     "j1_all": "autograder grade -j 1, every cell run",
     "j2_all": "autograder grade -j 2, every cell run",
+    "j2_200": "autograder grade -j 2, the 200-submission run",
     "j1_unsafe": "autograder grade -j 1 --unsafe-no-sandbox",
     "j2_unsafe": "autograder grade -j 2 --unsafe-no-sandbox",
     "local_j2": "autograder grade --executor local -j 2",
@@ -90,6 +105,8 @@ ROW_LABELS = {
 LATENCY_MEANING = {
     "bare": "nbclient execution of one notebook (kernel start included)",
     "nbgrader": "interval between two students' autograded notebooks being written",
+    "otter": "one `otter run` process (otter's start-up, kernel start, every cell, its tests)",
+    "j2_200": "the worker's wall time for one submission (`seconds` in its result)",
     "j1": "the worker's wall time for one submission (`seconds` in its result)",
     "j2": "the worker's wall time for one submission (`seconds` in its result)",
     "j1_all": "the worker's wall time for one submission (`seconds` in its result)",
@@ -109,7 +126,7 @@ SECTIONS = (
     "## Bars",
     "## 200 submissions",
     "## Dask executor",
-    MANUAL_SECTION,
+    TIME_GOES_SECTION,
 )
 """The report's sections, in order (the smoke test checks that each is there)."""
 
@@ -134,6 +151,7 @@ class Row:
         cpu: CPU seconds (user + system) of every process of the row.
         load: the 1-minute load average before and after the row.
         exit_code: the command's exit status.
+        startup: seconds per submission before its first cell after the imports (bare row: kernel start and imports).
     """
 
     key: str
@@ -149,6 +167,7 @@ class Row:
     cpu: float = 0.0
     load: tuple[float, float] = (0.0, 0.0)
     exit_code: int = 0
+    startup: list[float] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -239,13 +258,20 @@ class Bench:
     rows: dict[str, Row] = field(default_factory=dict)
     training: Training | None = None
     notes: dict[str, str] = field(default_factory=dict)
+    lesson: dict[str, dict] = field(default_factory=dict)
+    """``bench/lesson_cells.py``'s figures: ``all``, ``graded`` and ``graded_checks`` (``LessonCells.figures``)."""
+    profile: list[dict] = field(default_factory=list)
+    """The ``profile`` row: per process role, ``{"role", "processes", "phases"}``, seconds over ``profile_n`` submissions."""
+    profile_n: int = 0
 
     def figures(self) -> dict:
         return {
             "n": self.n, "smoke": self.smoke, "mix": self.mix, "cell_timeout": self.cell_timeout, "command": self.command,
             "date": self.date, "machine": self.machine, "rows": {k: r.figures() for k, r in self.rows.items()},
             "training": self.training.figures() if self.training else None, "notes": self.notes,
+            "lesson": self.lesson, "profile": self.profile, "profile_n": self.profile_n, "budget": cpu_budget(self),
             "ratios": ratios(self), "bars": [asdict(b) for b in bars(self)], "extrapolation": extrapolate_200(self),
+            "extrapolation_all": extrapolate_200(self, "j2_all"),
             "dask": dask_sizing(self),
         }
 
@@ -260,162 +286,7 @@ class Bench:
         if data.get("training"):
             training = Training(**{f: v for f, v in data["training"].items() if f in Training.__dataclass_fields__})
         return cls(data["n"], data["smoke"], data["mix"], data["cell_timeout"], data["command"], data["date"], data["machine"], "",
-                   rows, training, data.get("notes", {}))
-
-
-# ----------------------------------------------------------------------------------------------- machine
-
-
-def machine_info() -> dict:
-    """Cores, memory, CPU model, load and software versions of this machine."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    quota = ""
-    try:
-        limit, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
-        quota = "none" if limit == "max" else f"{int(limit) / int(period):g} CPUs"
-    except (OSError, ValueError):
-        pass
-    versions = {}
-    for package in ("torch", "nbgrader", "nbclient", "jupyter_client", "ipykernel", "fastai"):
-        try:
-            from importlib.metadata import version
-
-            versions[package] = version(package)
-        except Exception:  # noqa: BLE001 - a missing package is reported as such
-            versions[package] = "-"
-    try:
-        commit = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        commit += " (with uncommitted changes)" if dirty else ""
-    except OSError:
-        commit = "-"
-    return {
-        "cpu_model": model,
-        "logical_cores": psutil.cpu_count(logical=True),
-        "physical_cores": psutil.cpu_count(logical=False),
-        "usable_cores": usable,
-        "cgroup_cpu_quota": quota or "-",
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "memory_available_gib": round(psutil.virtual_memory().available / 2**30, 1),
-        "load_average": [round(x, 2) for x in os.getloadavg()],
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "versions": versions,
-        "commit": commit,
-    }
-
-
-# ----------------------------------------------------------------------------------------------- memory
-
-
-class TreeSampler:
-    """Samples, every 0.2 s in a thread, the resident memory of process trees.
-
-    Args:
-        tops: the processes whose whole trees are watched.
-        groups: the processes whose trees are one "grading process tree" each when no process matches
-            ``marker`` (default: ``tops``).
-        marker: a command-line fragment naming grading processes (``autograder``'s per-submission worker);
-            each matching process with its descendants is one grading process tree.
-    """
-
-    def __init__(self, tops: list[int], groups: list[int] | None = None, marker: str | None = None) -> None:
-        self.tops, self.groups, self.marker = list(tops), list(groups or tops), marker
-        self.peak_group_mb = 0.0
-        self.peak_total_mb = 0.0
-        self._cmdlines: dict[int, str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def __enter__(self) -> TreeSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def add_top(self, pid: int, group: bool = False) -> None:
-        self.tops.append(pid)
-        if group:
-            self.groups.append(pid)
-
-    def _cmdline(self, proc: psutil.Process) -> str:
-        if proc.pid not in self._cmdlines:
-            try:
-                self._cmdlines[proc.pid] = " ".join(proc.cmdline())
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                return ""
-        return self._cmdlines[proc.pid]
-
-    @staticmethod
-    def _tree(pid: int) -> list[psutil.Process]:
-        try:
-            proc = psutil.Process(pid)
-            return [proc, *proc.children(recursive=True)]
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return []
-
-    def sample(self) -> None:
-        procs = {p.pid: p for top in self.tops for p in self._tree(top)}
-        rss = {}
-        for pid, proc in procs.items():
-            try:
-                rss[pid] = proc.memory_info().rss
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        self.peak_total_mb = max(self.peak_total_mb, sum(rss.values()) / 2**20)
-        roots = [pid for pid, proc in procs.items() if self.marker and self._is_worker(proc)] or self.groups
-        forked = self._forked_kernels(procs)
-        for root in roots:
-            group = sum(rss.get(p.pid, 0) for p in self._tree(root)) + sum(rss.get(pid, 0) for pid in self._kernels_of(root, forked))
-            self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
-
-    def _is_worker(self, proc: psutil.Process) -> bool:
-        """A grading process: started with the marker on its command line, or forked and named after it."""
-        if self.marker in self._cmdline(proc):
-            return True
-        try:
-            return proc.name() == self.marker.rsplit(".", 1)[-1]
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return False
-
-    def _forked_kernels(self, procs: dict[int, psutil.Process]) -> dict[str, int]:
-        """Kernels forked by the batch's fork server (children of it, not of their grading process), by the
-        submission's work folder (the parent of the kernel's working folder)."""
-        found = {}
-        for pid, proc in procs.items():
-            try:
-                parent = procs.get(proc.ppid())
-                if parent is not None and FORKED_MARKER in self._cmdline(proc) and FORKED_MARKER in self._cmdline(parent):
-                    found[str(Path(proc.cwd()).parent)] = pid
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                continue
-        return found
-
-    def _kernels_of(self, root: int, forked: dict[str, int]) -> list[int]:
-        """The forked kernel of the grading process ``root``: the one whose work folder holds root's working folder."""
-        try:
-            cwd = psutil.Process(root).cwd()
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-            return []
-        return [pid for work, pid in forked.items() if cwd == work or cwd.startswith(work + "/")]
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.sample()
-            self._stop.wait(SAMPLE_SECONDS)
+                   rows, training, data.get("notes", {}), data.get("lesson", {}), data.get("profile", []), data.get("profile_n", 0))
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -517,17 +388,19 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _run_watched(command: list[str], cwd: Path, log: Path, sampler: TreeSampler, started: list[float] | None = None) -> tuple[int, float, float]:
+def _run_watched(command: list[str], cwd: Path, log: Path, sampler: TreeSampler, started: list[float] | None = None,
+                 env: dict[str, str] | None = None) -> tuple[int, float, float]:
     """Run ``command`` with its tree sampled; returns (exit code, wall seconds, CPU seconds of the whole tree).
 
     The CPU seconds are those of every process the command started and waited for (``RUSAGE_CHILDREN``).
+    ``env`` is added to ``env_with_venv()``.
     """
     with open(log, "wb") as out:
         cpu = _children_cpu()
         start = time.perf_counter()
         if started is not None:
             started.append(time.time())
-        process = subprocess.Popen(command, cwd=cwd, env=env_with_venv(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env={**env_with_venv(), **(env or {})}, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
         sampler.add_top(process.pid, group=True)
         code = process.wait()
         return code, time.perf_counter() - start, _children_cpu() - cpu
@@ -539,8 +412,14 @@ def _fail_unless(code: int, what: str, log: Path, allowed: tuple[int, ...] = (0,
         raise RuntimeError(f"{what} exited with {code}; last lines of {log}:\n{tail}")
 
 
+def serial_threads() -> int:
+    """The math threads ``autograder grade -j 1`` gives its kernel: every usable core (cores // jobs)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def run_bare(ctx: Context) -> Row:
-    """Execute every submitted notebook with nbclient, one after the other, in one process."""
+    """Execute every submitted notebook with nbclient, one after the other, in one process, each kernel's math
+    threads capped as ``-j 1`` caps them; each notebook's kernel start and imports are recorded as ``startup``."""
     folder = ctx.work / "bare"
     notebooks = []
     for student in ctx.mix:
@@ -550,17 +429,20 @@ def run_bare(ctx: Context) -> Row:
         shutil.copy2(source, target)
         notebooks.append(target)
     figures = folder / "bare.json"
+    threads = str(serial_threads())
     command = [sys.executable, str(Path(__file__).resolve()), "execute-notebooks", "--timeout", str(ctx.cell_timeout),
-               "--json", str(figures), *map(str, notebooks)]
+               "--threads", threads, "--json", str(figures), *map(str, notebooks)]
     load_before = os.getloadavg()[0]
     with TreeSampler([]) as sampler:
         code, wall, cpu = _run_watched(command, folder, folder / "bare.log", sampler)
     _fail_unless(code, "bare execution", folder / "bare.log")
-    seconds = json.loads(figures.read_text())
-    shown = ctx.shown(["python", "bench/grading_throughput.py", "execute-notebooks", "--timeout", str(ctx.cell_timeout), "--json", str(figures),
-                       str(folder / "STUDENT" / notebooks[0].name)]) + " ..."
+    timings = json.loads(figures.read_text())
+    seconds = {path: timing["seconds"] for path, timing in timings.items()}
+    shown = ctx.shown(["python", "bench/grading_throughput.py", "execute-notebooks", "--timeout", str(ctx.cell_timeout), "--threads", threads,
+                       "--json", str(figures), str(folder / "STUDENT" / notebooks[0].name)]) + " ..."
     return Row("bare", shown, len(notebooks), wall, [seconds[str(p)] for p in notebooks], sorted(_cumulative(seconds.values())),
-               sampler.peak_group_mb, sampler.peak_total_mb, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+               sampler.peak_group_mb, sampler.peak_total_mb, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code,
+               startup=[timings[str(p)]["startup"] for p in notebooks])
 
 
 def _cumulative(values) -> list[float]:
@@ -571,21 +453,34 @@ def _cumulative(values) -> list[float]:
     return out
 
 
-def execute_notebooks(paths: list[Path], timeout: int, out: Path) -> None:
-    """``execute-notebooks``: run each notebook with nbclient as nbgrader's Execute does; write seconds per path."""
+def _startup_seconds(nb, started: float) -> float:
+    """Seconds from ``started`` (epoch) until the second code cell began: kernel start and the imports cell."""
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    timing = code[1].get("metadata", {}).get("execution", {}) if len(code) > 1 else {}
+    if "iopub.execute_input" not in timing:
+        return 0.0
+    from datetime import datetime as _datetime
+
+    return _datetime.fromisoformat(timing["iopub.execute_input"].replace("Z", "+00:00")).timestamp() - started
+
+
+def execute_notebooks(paths: list[Path], timeout: int, out: Path, threads: int = 0) -> None:
+    """``execute-notebooks``: run each notebook with nbclient as nbgrader's Execute does, its kernel's math
+    threads capped at ``threads`` (0: no cap); write ``{"seconds", "startup"}`` per path."""
     import nbformat
     from nbclient import NotebookClient
 
-    seconds = {}
+    env = {**os.environ, **({name: str(threads) for name in MATH_THREADS} if threads else {})}
+    timings = {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         client = NotebookClient(nb, timeout=timeout, interrupt_on_timeout=True, allow_errors=True, raise_on_iopub_timeout=True,
                                 resources={"metadata": {"path": str(path.parent)}})
-        start = time.perf_counter()
-        client.execute()
-        seconds[str(path)] = time.perf_counter() - start
+        start, started = time.perf_counter(), time.time()
+        client.execute(env=env)
+        timings[str(path)] = {"seconds": time.perf_counter() - start, "startup": _startup_seconds(nb, started)}
         nbformat.write(nb, path.with_name(path.stem + ".executed.ipynb"))
-    out.write_text(json.dumps(seconds))
+    out.write_text(json.dumps(timings))
 
 
 def run_nbgrader(ctx: Context) -> Row:
@@ -647,15 +542,83 @@ def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: lis
                cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
 
 
+def run_otter(ctx: Context, otter: Path) -> Row:
+    """otter-grader's ``otter run`` of every submission, one after the other (``bench/otter_row.py``).
+
+    The otter tests, ``otter generate``'s autograder zip, the kernel specification and the tagged copies of the
+    submissions are made before the timing starts, as the other rows' courses are.
+    """
+    import nbformat
+    import otter_row
+
+    from autograder.course import notebook
+    from autograder.reference import mnist_sgd
+
+    folder = ctx.work / "otter"
+    archive, blanks = otter_row.prepare(folder, otter, nbformat.read(notebook(ctx.course_root, "source", ASSIGNMENT), as_version=4), mnist_sgd)
+    jupyter_path = otter_row.kernel_spec(folder, otter)
+    notebooks = []
+    for student in ctx.mix:
+        source = next((ctx.submissions / student / ASSIGNMENT).glob("*.ipynb"))
+        target = folder / "submissions" / student / source.name
+        target.parent.mkdir(parents=True)
+        nbformat.write(otter_row.tagged(nbformat.read(source, as_version=4), blanks), target)
+        notebooks.append(target)
+    figures = folder / "otter.json"
+    command = [sys.executable, str(Path(otter_row.__file__).resolve()), "--otter", str(otter), "--autograder", str(archive),
+               "--json", str(figures), *map(str, notebooks)]
+    load_before = os.getloadavg()[0]
+    with TreeSampler([]) as sampler:
+        code, wall, cpu = _run_watched(command, folder, folder / "otter.log", sampler, env={"JUPYTER_PATH": str(jupyter_path)})
+    _fail_unless(code, "otter run", folder / "otter.log")
+    seconds = json.loads(figures.read_text())
+    scores = {student: otter_row.otter_score(path.parent / "results.json") for student, path in zip(ctx.mix, notebooks)}
+    shown = ctx.shown(["python", "bench/otter_row.py", "--otter", str(otter), "--autograder", str(archive), "--json", str(figures),
+                       str(folder / "submissions" / "STUDENT" / notebooks[0].name)]) + " ...  (each: otter run -a ZIP -o DIR --no-logo NOTEBOOK)"
+    return Row("otter", shown, len(notebooks), wall, [seconds[str(p)] for p in notebooks], sorted(_cumulative(seconds.values())),
+               sampler.peak_group_mb, sampler.peak_total_mb, scores, cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+
+
+def run_lesson(timeout: int, repeats: int) -> dict[str, dict]:
+    """``bench/lesson_cells.py``: every cell, the graded part, the graded part with the hidden checks (1 thread)."""
+    import lesson_cells
+
+    return {name: lesson_cells.measure(1, repeats, timeout, graded_part=graded, with_checks=checks).figures()
+            for name, graded, checks in (("all", False, False), ("graded", True, False), ("graded_checks", True, True))}
+
+
+def run_profile(ctx: Context, py_spy: Path, n: int) -> list[dict]:
+    """``autograder grade -j 2`` of the first ``n`` submissions under ``py-spy record --subprocesses --idle``;
+    the main threads' wall seconds per process role and phase (``bench/profile_summary.py``)."""
+    import profile_summary
+    from autograder.nbgrader_api import generate_assignment
+
+    folder = ctx.work / "profile"
+    mix = dict(list(ctx.mix.items())[:n])
+    submissions = write_submissions(ctx.course_root, mix, folder / "submissions")
+    course = fresh_course(ctx.course_root, folder / "course")
+    generate_assignment(course, ASSIGNMENT)
+    raw = folder / "grade.raw"
+    command = [str(py_spy), "record", "--subprocesses", "--idle", "--nonblocking", "--rate", str(PROFILE_RATE), "--format", "raw",
+               "-o", str(raw), "--", *tool("autograder"), "grade", ASSIGNMENT, "--course", str(course), "--input", str(submissions),
+               "--force", "--cell-timeout", str(ctx.cell_timeout), "-j", "2"]
+    with TreeSampler([]) as sampler:
+        code, _, _ = _run_watched(command, folder, folder / "profile.log", sampler)
+    _fail_unless(code, "py-spy record of autograder grade", folder / "profile.log")
+    return [asdict(times) for times in profile_summary.role_times(profile_summary.read(raw), PROFILE_RATE)]
+
+
 def _process_cpu(pids: list[int]) -> float:
-    """CPU seconds so far of live processes (dask workers) and of the children they waited for."""
+    """CPU seconds so far of live processes (dask workers) and their live descendants (the fork servers a worker
+    keeps for its life), each with the children it waited for."""
     total = 0.0
     for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
+        for proc in TreeSampler._tree(pid):
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
     return total
 
 
@@ -798,32 +761,55 @@ class Bar:
         return "not measured" if self.passed is None else ("PASS" if self.passed else "MISS")
 
 
+RATIO_PAIRS: dict[str, tuple[str, str, str]] = {
+    "j2_all_vs_nbgrader_throughput": ("j2_all", "nbgrader", "throughput"),
+    "j2_all_vs_otter_throughput": ("j2_all", "otter", "throughput"),
+    "j1_all_vs_bare_wall": ("j1_all", "bare", "wall"),
+    "j1_all_vs_bare_median": ("j1_all", "bare", "median"),
+    "nbgrader_vs_bare_wall": ("nbgrader", "bare", "wall"),
+    "otter_vs_bare_wall": ("otter", "bare", "wall"),
+    "j2_vs_j2_all_throughput": ("j2", "j2_all", "throughput"),
+    "j2_vs_j1_throughput": ("j2", "j1", "throughput"),
+    "j2_vs_j2_unsafe_throughput": ("j2", "j2_unsafe", "throughput"),
+    "dask_vs_local_wall": ("dask", "local_j2", "wall"),
+}
+"""Ratio name -> (row, row it is divided by, figure). Rows compared across tools run the same cells."""
+
+
+def bare_wall_imports_once(row: Row) -> float:
+    """The bare row's wall with each kernel's start and imports counted once, as a batch's fork server pays them:
+    the wall, less every notebook's start-up, plus the median start-up."""
+    if not row.startup:
+        return row.wall
+    return row.wall - sum(row.startup) + statistics.median(row.startup)
+
+
 def ratios(bench: Bench) -> dict[str, float]:
     """The rows compared: times ("x"), except the keys ending in ``_s``, differences in seconds (``ratio_text``)."""
     rows, out = bench.rows, {}
-    if "j2" in rows and "nbgrader" in rows:
-        out["j2_vs_nbgrader_throughput"] = rows["j2"].throughput / rows["nbgrader"].throughput
-    if "j1" in rows and "bare" in rows:
-        out["j1_vs_bare_wall"] = rows["j1"].wall / rows["bare"].wall
-        out["j1_vs_bare_median"] = rows["j1"].median / rows["bare"].median
-    if "j2_all" in rows and "nbgrader" in rows:
-        out["j2_all_vs_nbgrader_throughput"] = rows["j2_all"].throughput / rows["nbgrader"].throughput
-    if "j1_all" in rows and "bare" in rows:
-        out["j1_all_vs_bare_wall"] = rows["j1_all"].wall / rows["bare"].wall
-    if "j2" in rows and "j1" in rows:
-        out["j2_vs_j1_throughput"] = rows["j2"].throughput / rows["j1"].throughput
-    if "j2" in rows and "j2_all" in rows:
-        out["j2_vs_j2_all_throughput"] = rows["j2"].throughput / rows["j2_all"].throughput
+    for name, (top, bottom, figure) in RATIO_PAIRS.items():
+        if top in rows and bottom in rows:
+            out[name] = getattr(rows[top], figure) / getattr(rows[bottom], figure)
+    if "j1_all" in rows and "bare" in rows and rows["bare"].startup:
+        out["j1_all_vs_bare_imports_once_wall"] = rows["j1_all"].wall / bare_wall_imports_once(rows["bare"])
     if "j1" in rows and "j1_unsafe" in rows:
         out["sandbox_cost_j1_median_s"] = rows["j1"].median - rows["j1_unsafe"].median
-    if "j2" in rows and "j2_unsafe" in rows:
-        out["j2_vs_j2_unsafe_throughput"] = rows["j2"].throughput / rows["j2_unsafe"].throughput
-    if "nbgrader" in rows and "bare" in rows:
-        out["nbgrader_vs_bare_wall"] = rows["nbgrader"].wall / rows["bare"].wall
     if bench.training:
         out["fastbook_vs_reference_training"] = bench.training.ratio
-    if "dask" in rows and "local_j2" in rows:
-        out["dask_vs_local_wall"] = rows["dask"].wall / rows["local_j2"].wall
+    return out
+
+
+def cpu_budget(bench: Bench) -> dict | None:
+    """What grading one submission needs at the least (the lesson's graded part and the hidden checks, from the
+    ``lesson`` row) against what ``autograder grade -j 2`` spends (CPU s per submission of the ``j2`` row)."""
+    lesson, row = bench.lesson, bench.rows.get("j2")
+    if "graded" not in lesson or "graded_checks" not in lesson:
+        return None
+    graded, with_checks = lesson["graded"]["cpu"], lesson["graded_checks"]["cpu"]
+    out = {"graded_part": graded, "hidden_checks": with_checks - graded, "needed": with_checks,
+           "every_cell": lesson.get("all", {}).get("cpu"), "grader": None, "ratio": None}
+    if row is not None and with_checks > 0:
+        out.update(grader=row.cpu_per_submission, ratio=row.cpu_per_submission / with_checks)
     return out
 
 
@@ -856,32 +842,30 @@ def dask_sizing(bench: Bench) -> dict | None:
             "workers": math.ceil(DASK_COURSE * worker_seconds / (DASK_MINUTES * 60))}
 
 
+def _bar(name: str, value: float | None, shown: str, bar: str, passed) -> Bar:
+    return Bar(name, shown if value is not None else "-", bar, None if value is None else bool(passed(value)))
+
+
 def bars(bench: Bench) -> list[Bar]:
-    """The issue's bars, each for the default (``j1``, ``j2``) and, where it ran, for every cell run (``*_all``)."""
-    r = ratios(bench)
-    out = []
-    for key, how in (("j2", ""), ("j2_all", ", every cell run")):
-        value = r.get(f"{key}_vs_nbgrader_throughput")
-        if value is not None or key == "j2":
-            out.append(Bar(f"`autograder grade -j 2`{how} throughput / serial `nbgrader autograde` throughput",
-                           f"{value:.2f}x" if value is not None else "-", f">= {BARS['j2_vs_nbgrader']:g}x",
-                           None if value is None else value >= BARS["j2_vs_nbgrader"]))
-    for key, how in (("j1", ""), ("j1_all", ", every cell run,")):
-        value = r.get(f"{key}_vs_bare_wall")
-        if value is not None or key == "j1":
-            out.append(Bar(f"grading overhead of `-j 1`{how} over bare execution (wall time)",
-                           f"{(value - 1) * 100:+.0f}%" if value is not None else "-",
-                           f"<= +{BARS['j1_overhead'] * 100:g}%", None if value is None else value - 1 <= BARS["j1_overhead"]))
-    for key, how in (("j2", ""), ("j2_all", ", every cell run")):
-        extra = extrapolate_200(bench, key)
-        if extra is not None or key == "j2":
-            out.append(Bar(f"200 submissions of `04_mnist_sgd` at `-j 2`{how} (measured s/submission x 200)",
-                           f"{extra['minutes']:.1f} min" if extra else "-", f"<= {BARS['minutes_for_200']:g} min",
-                           None if extra is None else extra["minutes"] <= BARS["minutes_for_200"]))
-    value = r.get("dask_vs_local_wall")
-    out.append(Bar("`--executor dask` (2 workers) wall / `--executor local -j 2` wall", f"{value:.2f}x" if value is not None else "-",
-                   f"<= {BARS['dask_vs_local']:g}x", None if value is None else value <= BARS["dask_vs_local"]))
-    return out
+    """The issue's bars; ratios between tools compare the every-cell rows, the same cells on both sides."""
+    r, budget, big = ratios(bench), cpu_budget(bench), bench.rows.get("j2_200")
+    cpu = budget["ratio"] if budget else None
+    minutes = big.wall / 60 if big is not None and big.n == 200 else None
+    overhead = r.get("j1_all_vs_bare_imports_once_wall")
+    dask = r.get("dask_vs_local_wall")
+    value = r.get("j2_all_vs_nbgrader_throughput")
+    return [
+        _bar("`autograder grade -j 2` CPU per submission / (the lesson's graded part + the hidden checks), as configured", cpu,
+             f"{cpu:.2f}x" if cpu else "", f"<= {BARS['grader_cpu']:g}x", lambda v: v <= BARS["grader_cpu"]),
+        _bar("`autograder grade -j 2`, every cell run, throughput / serial `nbgrader autograde` throughput", value,
+             f"{value:.2f}x" if value else "", f">= {BARS['j2_all_vs_nbgrader']:g}x", lambda v: v >= BARS["j2_all_vs_nbgrader"]),
+        _bar("200 submissions of `04_mnist_sgd` at `-j 2`, as configured (measured at N = 200)", minutes,
+             f"{minutes:.1f} min" if minutes else "", f"<= {BARS['minutes_for_200']:g} min", lambda v: v <= BARS["minutes_for_200"]),
+        _bar("grading overhead of `-j 1`, every cell run, over bare execution with its kernel start and imports counted once (wall)",
+             overhead, f"{(overhead or 1) * 100 - 100:+.0f}%", f"<= +{BARS['j1_overhead'] * 100:g}%", lambda v: v - 1 <= BARS["j1_overhead"]),
+        _bar("`--executor dask` (2 workers) wall / `--executor local -j 2` wall", dask, f"{dask or 0:.2f}x",
+             f"<= {BARS['dask_vs_local']:g}x", lambda v: v <= BARS["dask_vs_local"]),
+    ]
 
 
 # ----------------------------------------------------------------------------------------------- report
@@ -907,7 +891,9 @@ def _scores(row: Row, mix: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
-def markdown(bench: Bench, manual: str | None) -> str:
+def markdown(bench: Bench) -> str:
+    import time_goes
+
     m, lines = bench.machine, []
     add = lines.append
     add("# Grading throughput of `04_mnist_sgd`")
@@ -966,10 +952,19 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add("Peak MiB per worker: the largest resident memory of one grading process tree (the grading process and its kernel,"
         " also when the kernel was forked from the batch's fork server; for bare execution, the nbclient process and its kernel),"
         " sampled every 0.2 s; shared libraries and pages shared with the fork server count in every process, as in `--memory-limit`.")
-    if "nbgrader" in bench.rows and "j1" in bench.rows:
-        same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < 1e-6
-                   for k in ("j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe") if k in bench.rows for s in bench.mix)
-        add(f"Scores of `autograder grade` equal those of `nbgrader autograde` for every student: {'yes' if same else 'NO'}.")
+    if "nbgrader" in bench.rows:
+        for peers, who, tolerance in (([k for k in ROW_ORDER if k.startswith("j") and k in bench.rows], "`autograder grade`", 1e-6),
+                                      (["otter"] if "otter" in bench.rows else [], "otter run (its tests converted from the test cells;"
+                                       " otter rounds each test's score to 5 decimals)", 1e-4)):
+            if peers:
+                same = all(abs(bench.rows["nbgrader"].scores.get(s, -1) - bench.rows[k].scores.get(s, -2)) < tolerance
+                           for k in peers for s in bench.mix)
+                add(f"Scores of {who} equal those of `nbgrader autograde` for every student: {'yes' if same else 'NO'}.")
+    if "bare" in bench.rows and bench.rows["bare"].startup:
+        bare = bench.rows["bare"]
+        add(f"Bare execution: each kernel's math threads capped at {serial_threads()} (as `-j 1` caps them); kernel start and imports took"
+            f" {statistics.median(bare.startup):.1f} s per notebook (median), which `autograder grade` pays once per batch in its fork"
+            f" server: counted once, the bare row's wall is {bare_wall_imports_once(bare):.1f} s.")
     statuses = {k: r.statuses for k, r in bench.rows.items() if r.statuses}
     if statuses:
         add("Statuses: " + "; ".join(f"{k}: " + ", ".join(f"{n} {s}" for s, n in v.items()) for k, v in statuses.items()) + ".")
@@ -978,17 +973,18 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add("")
     r = ratios(bench)
     names = {
-        "j2_vs_nbgrader_throughput": "`-j 2` vs serial nbgrader (throughput)",
-        "j1_vs_bare_wall": "`-j 1` vs bare execution (wall time)",
-        "j1_vs_bare_median": "`-j 1` vs bare execution (median per submission)",
-        "j2_all_vs_nbgrader_throughput": "`-j 2`, every cell run, vs serial nbgrader (throughput)",
-        "j1_all_vs_bare_wall": "`-j 1`, every cell run, vs bare execution (wall time)",
+        "j2_all_vs_nbgrader_throughput": "`-j 2`, every cell run, vs serial nbgrader (throughput; the same cells)",
+        "j2_all_vs_otter_throughput": "`-j 2`, every cell run, vs otter run (throughput; the same cells)",
+        "j1_all_vs_bare_wall": "`-j 1`, every cell run, vs bare execution (wall time; bare pays each kernel's start and imports)",
+        "j1_all_vs_bare_imports_once_wall": "`-j 1`, every cell run, vs bare execution with its kernel start and imports counted once (wall time)",
+        "j1_all_vs_bare_median": "`-j 1`, every cell run, vs bare execution (median per submission)",
+        "nbgrader_vs_bare_wall": "serial nbgrader vs bare execution (wall time)",
+        "otter_vs_bare_wall": "otter run vs bare execution (wall time)",
+        "j2_vs_j2_all_throughput": "what leaving out the cells after the last graded cell gives: `-j 2` vs `-j 2` with every cell run (throughput)",
         "j2_vs_j1_throughput": "`-j 2` vs `-j 1` (throughput)",
-        "j2_vs_j2_all_throughput": "`-j 2` vs `-j 2` with every cell run (throughput): what leaving out the trailing cells gives",
         "sandbox_cost_j1_median_s": "what the namespace sandbox costs per submission at `-j 1`: median of `-j 1` minus median of"
                                     " `-j 1 --unsafe-no-sandbox` (seconds)",
         "j2_vs_j2_unsafe_throughput": "`-j 2` vs `-j 2 --unsafe-no-sandbox` (throughput): below 1 by what the sandbox costs",
-        "nbgrader_vs_bare_wall": "serial nbgrader vs bare execution (wall time)",
         "fastbook_vs_reference_training": "fastbook loop vs reference loop (seconds to the same accuracy)",
         "dask_vs_local_wall": "`--executor dask` vs `--executor local -j 2` (wall time)",
     }
@@ -1026,32 +1022,7 @@ def markdown(bench: Bench, manual: str | None) -> str:
     add("")
     add("## 200 submissions")
     add("")
-    extra = extrapolate_200(bench)
-    if extra is None:
-        add("Not measured (the `-j 2` row did not run).")
-    else:
-        add(f"At `-j 2` the run took {bench.rows['j2'].wall:.1f} s for {bench.n} submissions, {extra['per_submission']:.1f} s per"
-            f" submission with the start-up (CLI, gradebook template, registration) spread over the {bench.n}; x 200 ="
-            f" **{extra['seconds']:.0f} s = {extra['minutes']:.1f} min** (bar: {BARS['minutes_for_200']:g} min). This is an upper"
-            " bound: the start-up is paid once, not 200/N times.")
-        if extra["steady"]:
-            s = extra["steady"]
-            add(f"Steady state: one submission finished every {s['interval']:.1f} s between the first and the last completion;"
-                f" start-up {s['startup']:.1f} s + one submission {bench.rows['j2'].median:.1f} s + 199 x {s['interval']:.1f} s ="
-                f" {s['seconds']:.0f} s = {s['minutes']:.1f} min.")
-        every = extrapolate_200(bench, "j2_all")
-        if every is not None:
-            steady = f"; at steady state {every['steady']['minutes']:.1f} min" if every["steady"] else ""
-            add(f"With every cell run (the `j2_all` row, as nbgrader runs them): {every['per_submission']:.1f} s per submission,"
-                f" x 200 = {every['minutes']:.1f} min{steady}.")
-        bare = bench.rows.get("bare")
-        if bare:
-            cores = bench.machine["usable_cores"]
-            floor = 200 * bare.cpu_per_submission / cores / 60
-            add(f"Floor for running every cell: bare execution of one submitted notebook (its imports included, no hidden checks)"
-                f" used {bare.cpu_per_submission:.1f} CPU s here, so 200 notebooks need at least 200 x {bare.cpu_per_submission:.1f} /"
-                f" {cores} cores = {floor:.1f} min of this machine's CPUs with perfect parallelism and no grading at all. `autograder grade`"
-                " runs a notebook only up to its last graded cell: `bench/lesson_cells.py --graded-part` measures that part's floor.")
+    lines.extend(time_goes.two_hundred(bench, bench.figures()))
     add("")
     add("## Dask executor")
     add("")
@@ -1069,24 +1040,9 @@ def markdown(bench: Bench, manual: str | None) -> str:
             " of this kind (one submission at a time each, the same cores per worker as here), assuming the scheduler and the"
             " single gradebook writer keep up.")
     add("")
-    if manual:
-        add(manual.rstrip())
-    else:
-        add(MANUAL_SECTION)
-        add("")
-        add("Not profiled in this run: profile one `autograder grade -j 1` run with py-spy (`py-spy record --subprocesses`)"
-            " and write the findings here; a later run of the script keeps this section.")
+    lines.extend(time_goes.section(bench, bench.figures()))
     add("")
     return "\n".join(lines)
-
-
-def manual_section(path: Path) -> str | None:
-    """The hand-written "Where the time goes" section of an existing report, kept across runs."""
-    if not path.exists():
-        return None
-    text = path.read_text()
-    start = text.find(MANUAL_SECTION)
-    return text[start:] if start >= 0 else None
 
 
 def print_tables(bench: Bench) -> None:
@@ -1127,7 +1083,8 @@ def print_tables(bench: Bench) -> None:
 # ----------------------------------------------------------------------------------------------- main
 
 
-ALL_ROWS = ("training", "bare", "nbgrader", "j1", "j2", "j1_all", "j2_all", "j1_unsafe", "j2_unsafe", "dask")
+ALL_ROWS = ("training", "lesson", "bare", "nbgrader", "otter", "j1", "j2", "j1_all", "j2_all", "j2_200", "profile", "j1_unsafe",
+            "j2_unsafe", "dask")
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -1148,7 +1105,15 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--rows", default=",".join(ALL_ROWS), help=f"comma-separated subset of {','.join(ALL_ROWS)} (default: all)")
     parser.add_argument("--from-json", type=Path, default=None, help="measure nothing: write the report of a run saved with --json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder (logs, courses) and print its path")
+    parser.add_argument("--n-200", type=int, default=None, dest="n_200",
+                        help="submissions of the j2_200 row (default 200, what its bar needs; 3 with --smoke)")
+    parser.add_argument("--otter", default=None,
+                        help="otter-grader 7's `otter` executable, in an environment of its own (default: `otter` on PATH); the otter row"
+                             " is skipped with a note without it")
+    parser.add_argument("--py-spy", default=None, dest="py_spy",
+                        help="the py-spy executable for the profile row (default: `py-spy` on PATH); skipped with a note without it")
     args = parser.parse_args(argv)
+    args.n_200 = args.n_200 if args.n_200 is not None else (3 if args.smoke else 200)
     args.n = args.n if args.n is not None else (2 if args.smoke else 20)
     args.epochs = args.epochs if args.epochs is not None else (3 if args.smoke else 20)
     args.repeats = args.repeats if args.repeats is not None else (1 if args.smoke else 3)
@@ -1156,14 +1121,37 @@ def parse(argv: list[str]) -> argparse.Namespace:
     unknown = sorted(set(args.rows) - set(ALL_ROWS))
     if unknown:
         parser.error(f"unknown row(s) {', '.join(unknown)}; choose from {', '.join(ALL_ROWS)}")
-    if min(args.n, args.epochs, args.repeats) < 1:
-        parser.error("--n, --epochs and --repeats must be at least 1")
+    if min(args.n, args.epochs, args.repeats, args.n_200) < 1:
+        parser.error("--n, --n-200, --epochs and --repeats must be at least 1")
     return args
+
+
+def _optional(bench: Bench, key: str, given: str | None, name: str, step) -> None:
+    """Run ``step(executable)`` when ``given`` (or ``name`` on PATH) is an executable; otherwise note why not."""
+    found = shutil.which(given or name)
+    if found is None:
+        bench.notes[key] = f"skipped: no `{name}` executable (give --{name} PATH)"
+        print(f"   {key}: {bench.notes[key]}", flush=True)
+        return
+    step(Path(found).absolute())
+
+
+def _profile(bench: Bench, ctx: Context, py_spy: Path) -> None:
+    bench.profile_n = min(PROFILE_N, len(ctx.mix))
+    bench.profile = run_profile(ctx, py_spy, bench.profile_n)
+
+
+def run_big(course_root: Path, work: Path, n: int, cell_timeout: int) -> Row:
+    """``autograder grade -j 2`` of ``n`` submissions of their own (the mix alternates as for the other rows)."""
+    mix = mix_of(n)
+    submissions = write_submissions(course_root, mix, work / "submissions_200")
+    return run_autograder(Context(course_root, work, submissions, mix, cell_timeout), "j2_200", ["-j", "2"])
 
 
 def run(args: argparse.Namespace, argv: list[str]) -> Bench:
     invoked = os.path.relpath(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else "bench/grading_throughput.py"
-    command = shlex.join(["python", invoked, *argv])
+    shown = argv if args.data is None or "--data" in argv else [*argv, "--data", str(args.data)]
+    command = shlex.join(["python", invoked, *shown])
     work = Path(tempfile.mkdtemp(prefix="autograder-bench-"))
     machine = machine_info()
     mix = mix_of(args.n)
@@ -1186,7 +1174,12 @@ def run(args: argparse.Namespace, argv: list[str]) -> Bench:
             ("j2_all", lambda: bench.rows.__setitem__("j2_all", run_autograder(ctx, "j2_all", ["-j", "2"], every_cell=True))),
             ("j1_unsafe", lambda: bench.rows.__setitem__("j1_unsafe", run_autograder(ctx, "j1_unsafe", ["-j", "1", *UNSAFE]))),
             ("j2_unsafe", lambda: bench.rows.__setitem__("j2_unsafe", run_autograder(ctx, "j2_unsafe", ["-j", "2", *UNSAFE]))),
+            ("lesson", lambda: setattr(bench, "lesson", run_lesson(args.cell_timeout, args.repeats))),
+            ("otter", lambda: _optional(bench, "otter", args.otter, "otter", lambda path: bench.rows.__setitem__("otter", run_otter(ctx, path)))),
+            ("j2_200", lambda: bench.rows.__setitem__("j2_200", run_big(args.course, work, args.n_200, args.cell_timeout))),
+            ("profile", lambda: _optional(bench, "profile", args.py_spy, "py-spy", lambda path: _profile(bench, ctx, path))),
         ]
+        steps.sort(key=lambda step: ALL_ROWS.index(step[0]))
         for key, step in steps:
             if key in args.rows:
                 print(f"-- {key} ...", flush=True)
@@ -1212,17 +1205,18 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["execute-notebooks"]:
         parser = argparse.ArgumentParser(prog="grading_throughput.py execute-notebooks")
         parser.add_argument("--timeout", type=int, required=True)
+        parser.add_argument("--threads", type=int, default=0)
         parser.add_argument("--json", type=Path, required=True)
         parser.add_argument("notebooks", type=Path, nargs="+")
         sub = parser.parse_args(argv[1:])
-        execute_notebooks(sub.notebooks, sub.timeout, sub.json)
+        execute_notebooks(sub.notebooks, sub.timeout, sub.json, sub.threads)
         return 0
     args = parse(argv)
     if args.from_json:
         bench = Bench.from_figures(json.loads(args.from_json.read_text()))
         print_tables(bench)
         out = args.out or REPO_ROOT / "bench" / "RESULTS.md"
-        out.write_text(markdown(bench, manual_section(out)))
+        out.write_text(markdown(bench))
         print(f"report: {out}")
         return 0
     if args.out is None:
@@ -1230,8 +1224,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = run(args, argv)
     print_tables(bench)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    manual = manual_section(args.out)
-    args.out.write_text(markdown(bench, manual))
+    args.out.write_text(markdown(bench))
     print(f"report: {args.out}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

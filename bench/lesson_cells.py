@@ -12,6 +12,11 @@ kernel fork server imports those libraries once per batch. The kernel's own CPU 
 spends on the lesson itself. It prints that CPU, the slowest cells' wall times, and what it means for 200
 submissions on 2 cores (``200 x CPU / 2``). With ``--graded-part``, the notebook stops at its last graded,
 solution or task cell, as ``autograder grade`` runs it (``GradingExecute``): the floor under grading as configured.
+With ``--with-checks``, the hidden-test blocks stay and run in the kernel (``autograder.checks.check``, as plain
+``nbgrader autograde`` runs them), their imports and warm-up paid with the notebook's imports, outside the
+figure: the difference from the same run without them is what the hidden checks cost.
+
+``bench/grading_throughput.py`` runs ``measure`` as its ``lesson`` row.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import os
 import re
 import statistics
 import tempfile
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -29,35 +35,64 @@ import nbformat
 from nbclient import NotebookClient
 
 from autograder.nbgrader_ext import last_tracked_cell
-from grading_throughput import provision  # this script's folder is first on sys.path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO_ROOT / "source" / "04_mnist_sgd" / "04_mnist_sgd.ipynb"
 HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", re.S)
 CPU_PROBE = "import resource as _r; _u = _r.getrusage(_r.RUSAGE_SELF); print('CPU', _u.ru_utime + _u.ru_stime)"
+CHECKS_WARM_UP = "from autograder.checks import check\nfrom autograder.checks.runner import warm_up as _warm_up\n_warm_up()"
+MATH_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
-def lesson_notebook(graded_part: bool = False) -> nbformat.NotebookNode:
-    """The solved lesson without hidden tests, with a CPU probe after the imports and after the last cell
-    (with ``graded_part``, the last graded, solution or task cell)."""
+@dataclass
+class LessonCells:
+    """The kernel CPU of the solved lesson's cells after its imports (median of ``runs``).
+
+    Attributes:
+        cpu: median CPU seconds per notebook, imports excluded.
+        runs: each run's CPU seconds.
+        threads: the kernel's math threads.
+        graded_part: only up to the last graded, solution or task cell.
+        with_checks: the hidden checks ran in the kernel.
+        slowest: the first run's slowest cells, (wall seconds, first line), slowest first.
+    """
+
+    cpu: float
+    runs: list[float]
+    threads: int
+    graded_part: bool
+    with_checks: bool
+    slowest: list[tuple[float, str]]
+
+    def figures(self) -> dict:
+        return {**asdict(self), "cpu_per_notebook": self.cpu, "slowest_cells": self.slowest}
+
+
+def lesson_notebook(graded_part: bool = False, with_checks: bool = False) -> nbformat.NotebookNode:
+    """The solved lesson with a CPU probe after the imports and after the last cell (with ``graded_part``, the
+    last graded, solution or task cell); its hidden tests removed, or with ``with_checks`` kept, with the checks'
+    imports and warm-up added to the imports cell."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     if graded_part:
         nb.cells = nb.cells[: last_tracked_cell(nb) + 1]
     code = [cell for cell in nb.cells if cell.cell_type == "code"]
-    for cell in code:
-        cell.source = HIDDEN_TESTS.sub("", cell.source)
+    if with_checks:
+        code[0].source += "\n" + CHECKS_WARM_UP
+    else:
+        for cell in code:
+            cell.source = HIDDEN_TESTS.sub("", cell.source)
     first = nb.cells.index(code[0])
     nb.cells.insert(first + 1, nbformat.v4.new_code_cell(CPU_PROBE))
     nb.cells.append(nbformat.v4.new_code_cell(CPU_PROBE))
     return nb
 
 
-def run_once(threads: int, timeout: int, graded_part: bool = False) -> tuple[float, list[tuple[float, str]]]:
+def run_once(threads: int, timeout: int, graded_part: bool = False, with_checks: bool = False) -> tuple[float, list[tuple[float, str]]]:
     """Execute the lesson once; returns (kernel CPU seconds after the imports, [(cell seconds, first line)])."""
-    nb = lesson_notebook(graded_part)
-    os.environ.update({name: str(threads) for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")})
+    nb = lesson_notebook(graded_part, with_checks)
+    env = {**os.environ, **{name: str(threads) for name in MATH_THREADS}}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}})
-    client.execute()
+    client.execute(env=env)
     probes = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source == CPU_PROBE]
     readings = [float(probe.outputs[0]["text"].split()[1]) for probe in probes]
     cells = []
@@ -69,7 +104,29 @@ def run_once(threads: int, timeout: int, graded_part: bool = False) -> tuple[flo
     return readings[1] - readings[0], cells
 
 
+def measure(threads: int = 1, repeats: int = 3, timeout: int = 300, graded_part: bool = False, with_checks: bool = False) -> LessonCells:
+    """Run the lesson ``repeats`` times in fresh kernels (FASTAI_HOME must point at the provisioned sample)."""
+    runs = [run_once(threads, timeout, graded_part, with_checks) for _ in range(repeats)]
+    cpu = statistics.median(seconds for seconds, _ in runs)
+    return LessonCells(cpu, [s for s, _ in runs], threads, graded_part, with_checks, sorted(runs[0][1], reverse=True)[:6])
+
+
+def describe(lesson: LessonCells) -> str:
+    """The measurement in words, with what it means for 200 notebooks on 2 cores."""
+    part = "up to the last graded cell" if lesson.graded_part else "all of them"
+    checks = "with the hidden checks in the kernel" if lesson.with_checks else "without hidden tests"
+    lines = [f"the lesson's cells ({part}) without the imports and {checks}: {lesson.cpu:.2f} CPU s per notebook "
+             f"(median of {len(lesson.runs)}, {lesson.threads} math thread(s); each run: {', '.join(f'{s:.2f}' for s in lesson.runs)})",
+             "slowest cells (first run, wall s):"]
+    lines += [f"  {seconds:6.2f}  {line[:70]}" for seconds, line in lesson.slowest]
+    lines.append(f"200 notebooks on 2 cores, cells alone: 200 x {lesson.cpu:.2f} / 2 = {200 * lesson.cpu / 2:.0f} s"
+                 f" = {200 * lesson.cpu / 2 / 60:.1f} min")
+    return "\n".join(lines)
+
+
 def main() -> None:
+    from grading_throughput import provision  # this script's folder is first on sys.path
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="math threads of the kernel (default 1, as each kernel at -j 2 on 2 cores)")
     parser.add_argument("--repeats", type=int, default=3, help="executions; the median is reported (default 3)")
@@ -77,24 +134,16 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--graded-part", action="store_true",
                         help="stop at the last graded, solution or task cell, as `autograder grade` runs the notebook")
+    parser.add_argument("--with-checks", action="store_true", help="keep the hidden tests: run the checks in the kernel")
     parser.add_argument("--data", default=os.environ.get("MNIST_SAMPLE_ARCHIVE"),
                         help="MNIST sample archive or folder [env: MNIST_SAMPLE_ARCHIVE]; without it, the provisioned sample of FASTAI_HOME")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autograder-lesson-") as work:
         provision(args.data, Path(work))
-        runs = [run_once(args.threads, args.timeout, args.graded_part) for _ in range(args.repeats)]
-    cpu = statistics.median(seconds for seconds, _ in runs)
-    slowest = sorted(runs[0][1], reverse=True)[:6]
-    part = "up to the last graded cell" if args.graded_part else "all of them"
-    print(f"the lesson's cells ({part}) without the imports and without hidden tests: {cpu:.2f} CPU s per notebook "
-          f"(median of {args.repeats}, {args.threads} math thread(s); each run: {', '.join(f'{s:.2f}' for s, _ in runs)})")
-    print("slowest cells (first run, wall s):")
-    for seconds, line in slowest:
-        print(f"  {seconds:6.2f}  {line[:70]}")
-    print(f"200 notebooks on 2 cores, cells alone: 200 x {cpu:.2f} / 2 = {200 * cpu / 2:.0f} s = {200 * cpu / 2 / 60:.1f} min")
+        lesson = measure(args.threads, args.repeats, args.timeout, args.graded_part, args.with_checks)
+    print(describe(lesson))
     if args.json:
-        args.json.write_text(json.dumps({"cpu_per_notebook": cpu, "runs": [s for s, _ in runs], "threads": args.threads,
-                                         "graded_part": args.graded_part, "slowest_cells": slowest}, indent=1))
+        args.json.write_text(json.dumps(lesson.figures(), indent=1))
 
 
 if __name__ == "__main__":

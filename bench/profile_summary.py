@@ -7,8 +7,9 @@ Record (``pip install py-spy`` into the environment; not a dependency of the pro
 
 then ``python bench/profile_summary.py grade.raw --rate 50``. With ``--idle`` every sample of a main thread is
 wall time, waiting included, so samples / rate = seconds. Background threads (ZMQ, heartbeat, the pool's
-threads) are left out. Each process is put in one role (coordinator, worker, kernel, checker, alembic) and each main-thread
-stack in one phase, first matching rule wins.
+threads) are left out. Each process is put in one role (coordinator, worker, kernel, stand-in, checker, alembic, fork server) and each main-thread
+stack in one phase, first matching rule wins. ``bench/grading_throughput.py`` records such a profile of its
+``-j 2`` row (its ``profile`` row) and shows ``role_times`` in its report.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections import Counter, defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 JSONSCHEMA_GRAMMAR = ("imports: rfc3987_syntax grammar (jsonschema format checker)", ("syntax_helpers",))
@@ -44,11 +46,13 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     ],
     "kernel": [
         ("in-kernel hidden checks (nbgrader autograde without the sandbox)", ("run_checks (",)),
-        ("answering the checker's calls (student functions run for the checks)", ("serve (autograder",)),
+        ("hidden checks, the kernel's side (sending the objects, answering the checker's calls, waiting)", ("check_shim.py",)),
         ("student cells: imports (fastai, torch)", ("_find_and_load",)),
         ("student cells: code (loading images, training)", ("run_cell",)),
     ],
     "alembic": [JSONSCHEMA_GRAMMAR],
+    "fork server": [("imports (once per batch)", ("_find_and_load",))],
+    "stand-in": [],
 }
 """Per role, its phases in the order they are tried: a stack is the first phase one of whose needles it contains."""
 
@@ -58,19 +62,38 @@ REST: dict[str, str] = {
     "checker": "waiting for the notebook's test cells",
     "kernel": "kernel start-up and idle between cells",
     "alembic": "alembic heads (python start-up, imports, run)",
+    "fork server": "waiting for requests, forking",
+    "stand-in": "waiting for the forked kernel (the grading process's child, the sandbox's outer process)",
 }
 """Per role, the phase of a stack that matches none of its ``PHASES``, listed last."""
 
 
+FORK_SERVER_FILES = ("trusted_forks.py", "kernel_forks.py")
+FORKED_CHILD_FRAMES = ("_fork_one (", "_become_kernel (")
+"""A process forked by a fork server runs below one of these frames; the server's own samples have none."""
+
+
 def role(processes: list[str]) -> str:
+    """The role of the last of ``processes`` (a py-spy chain, outermost first, each ``process PID:"COMMAND"``)."""
     last = processes[-1]
     if "alembic" in last:
         return "alembic"
     if "sandbox.checker" in last:
         return "checker"
-    if "ipykernel" in last or "kernel_boot" in last:
+    if "ipykernel" in last or "kernel_boot" in last or "kernel_forks" in last:
         return "kernel"
     return "coordinator" if len(processes) == 1 else "worker"
+
+
+def sample_role(kind: str, frames: list[str]) -> str:
+    """The role of one sample of a process of role ``kind``: a fork server's own work (listening, warming up,
+    forking) and a stand-in's waiting are told apart by their frames, whatever the process's command line."""
+    if kind == "kernel" and any(needle in frame for frame in frames for needle in STAND_IN_FRAMES):
+        return "stand-in"
+    if any(name in frame for frame in frames for name in FORK_SERVER_FILES) and \
+            not any(mark in frame for frame in frames for mark in FORKED_CHILD_FRAMES):
+        return "fork server"
+    return kind
 
 
 def read(path: Path) -> list[tuple[str, int, list[str], int]]:
@@ -96,21 +119,47 @@ def phase(kind: str, frames: list[str]) -> str:
     return REST[kind]
 
 
-def summarise(rows, rate: float) -> str:
-    lines = []
+ROLES = ("coordinator", "worker", "kernel", "stand-in", "checker", "alembic", "fork server")
+STAND_IN_FRAMES = ("_stand_in (", "join_and_fork (", "request_fork (")
+"""Frames of the processes that only wait for a kernel forked elsewhere: counted as ``stand-in``, not ``kernel``."""
+
+
+@dataclass
+class RoleTime:
+    """The main-thread wall seconds of one process role, per phase, in ``PHASES`` order then ``REST``."""
+
+    role: str
+    processes: int
+    phases: dict[str, float]
+
+    @property
+    def total(self) -> float:
+        return sum(self.phases.values())
+
+
+def role_times(rows, rate: float) -> list[RoleTime]:
+    """Per role that appears in ``rows`` (``read``'s output), its processes and seconds per phase."""
     processes: dict[str, set[int]] = defaultdict(set)
     seconds: dict[str, Counter] = defaultdict(Counter)
     for kind, pid, frames, count in rows:
+        kind = sample_role(kind, frames)
         processes[kind].add(pid)
         seconds[kind][phase(kind, frames)] += count / rate
-    for kind in ("coordinator", "worker", "kernel", "checker", "alembic"):
-        if kind not in seconds:
-            continue
-        total = sum(seconds[kind].values())
-        lines.append(f"{kind}: {total:.1f} s in {len(processes[kind])} process(es)")
-        for name in [name for name, _ in PHASES[kind]] + [REST[kind]]:
-            if seconds[kind][name]:
-                lines.append(f"  {seconds[kind][name]:8.1f} s  {100 * seconds[kind][name] / total:5.1f}%  {name}")
+    out = []
+    for kind in ROLES:
+        if kind in seconds:
+            names = [name for name, _ in PHASES[kind]] + [REST[kind]]
+            out.append(RoleTime(kind, len(processes[kind]), {name: seconds[kind][name] for name in names if seconds[kind][name]}))
+    return out
+
+
+def summarise(rows, rate: float) -> str:
+    """``role_times`` as text: per role its total, then each phase's seconds and share."""
+    lines = []
+    for times in role_times(rows, rate):
+        lines.append(f"{times.role}: {times.total:.1f} s in {times.processes} process(es)")
+        for name, seconds in times.phases.items():
+            lines.append(f"  {seconds:8.1f} s  {100 * seconds / times.total:5.1f}%  {name}")
     return "\n".join(lines)
 
 

@@ -1,10 +1,11 @@
 """What travels to a Dask worker and back: one submission's grading task, as plain data.
 
 The task receives bytes only (the course's ``nbgrader_config.py``, ``release/<assignment>/``, the template
-gradebook, the student's submitted files, the limits), rebuilds a small course in a temporary folder on the
-worker, runs ``execute_submission`` there with the same limits as local grading, and returns plain data: the
-status, reason, usage and the executed notebook as JSON text. No Python object of the student ever leaves the
-worker.
+gradebook, the student's submitted files, the limits), grades the submission on a copy of the course with
+``execute_submission`` under the same limits as local grading, and returns plain data: the status, reason, usage
+and the executed notebook as JSON text. No Python object of the student ever leaves the worker. On a worker
+with the warm-starts plugin (``dask_plugin``), the course's copy and its fork servers and spares are made once
+and kept for the worker's life (``worker_courses``), as they are kept for a batch in local grading.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import shutil
 import tempfile
 import threading
 from dataclasses import asdict, replace
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from autograder.course import CONFIG_NAME
@@ -23,7 +24,9 @@ from autograder.grading.limits import Limits
 from autograder.grading.outcome import Execution
 from autograder.grading.results import Status
 from autograder.grading.submissions import Submission
+from autograder.grading.warm import WarmStarts
 from autograder.grading.worker import execute_submission
+from autograder.grading.worker_courses import CourseCopy, WarmCourses, followed_here, write_course, write_files
 
 
 def _folder_files(folder: Path) -> dict[str, bytes]:
@@ -33,17 +36,6 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
         if path.is_file() and not path.is_symlink():
             files[path.relative_to(folder).as_posix()] = path.read_bytes()
     return files
-
-
-def _write_files(files: dict[str, bytes], into: Path) -> None:
-    """Write ``files`` (from ``_folder_files``) under ``into``, refusing paths that would leave it."""
-    for name, data in files.items():
-        relative = PurePosixPath(name)
-        if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-            raise ValueError(f"refusing to write {name!r} outside the work folder")
-        target = into.joinpath(*relative.parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
 
 
 def course_payload(course_root: Path, template_db: Path, assignment: str) -> dict[str, Any]:
@@ -97,11 +89,12 @@ _WORKER_FOLDER: Path | None = None
 _worker_folder_lock = threading.Lock()
 
 
-def _worker_folder() -> Path:
+def worker_folder() -> Path:
     """This process's folder for grading tasks, under the temporary folder; made at its first task (which first
     removes the channel folders of dead graders), removed at exit.
 
-    Holds each task's work folder and, beside them, what the sandbox stages once for all of them.
+    Holds the warm courses (``worker_courses.WarmCourses``) or, without them, each task's course and work folder
+    and, beside them, what the sandbox stages once for all of them.
     """
     global _WORKER_FOLDER
     with _worker_folder_lock:
@@ -112,51 +105,76 @@ def _worker_folder() -> Path:
         return _WORKER_FOLDER
 
 
+def _warm_courses() -> WarmCourses | None:
+    """This Dask worker's warm courses (``dask_plugin``); None where there are none (no plugin, no worker)."""
+    try:
+        from autograder.grading.dask_plugin import worker_courses
+    except ImportError:
+        return None
+    return worker_courses()
+
+
 def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, Any]:
     """The Dask task: execute one submission on this worker and return plain data.
 
-    Rebuilds a course holding only ``nbgrader_config.py`` and ``release/<assignment>/``, plus the student's
-    ``submitted/`` folder, in a temporary folder; runs ``execute_submission`` under the shipped limits (a
-    ``threads`` of 0 becomes the host's cores per task thread of all its workers, see ``_worker_threads``);
-    removes the folder. The submission's work folder lies in this worker process's folder (``_worker_folder``),
-    so the read-only data the kernels share (the MNIST sample, matplotlib's font cache) is staged once per
-    worker, not once per task, as once per batch in local grading.
+    Runs ``execute_submission`` under the shipped limits (a ``threads`` of 0 becomes the host's cores per task
+    thread of all its workers, see ``_worker_threads``) on a copy of the course holding only
+    ``nbgrader_config.py``, ``release/<assignment>/`` and the template gradebook, with the student's files in it.
+    On a worker with the plugin (``dask_plugin``, unless the course says ``"warm": False``), that copy is written
+    once per worker and course, and its warm starts (fork servers, spares) serve all the course's tasks there
+    (``worker_courses``); otherwise the task writes a copy of its own in this worker process's folder
+    (``worker_folder``), grades with a cold start and removes it. Either way the read-only data the kernels share
+    (the MNIST sample, matplotlib's font cache) is staged once per worker and course, not once per task.
 
     Returns:
         ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
         ``notebook_name`` and ``notebook`` (the executed notebook's JSON text; both None when execution
-        failed): strings and numbers only.
+        failed), ``started`` (how its kernel started: ``spare``, ``fork server`` or ``cold``): strings and
+        numbers only.
     """
-    assignment, student = course["assignment"], job["student"]
     limits = Limits(**job["limits"])
     if limits.threads == 0:
         limits = replace(limits, threads=_worker_threads(course.get("task_slots", {})))
-    base = _worker_folder()
-    with tempfile.TemporaryDirectory(prefix="task-", dir=base) as tmp:
-        root = Path(tmp)
-        course_root = root / "course"
-        _write_files({CONFIG_NAME: course["config"]}, course_root)
-        _write_files(course["release"], course_root / "release" / assignment)
-        template = root / "gradebook.db"
-        template.write_bytes(course["template"])
-        submitted = course_root / "submitted" / student / assignment
+    courses = _warm_courses() if course.get("warm", True) else None
+    if courses is None:
+        base = worker_folder()
+        with tempfile.TemporaryDirectory(prefix="task-", dir=base) as tmp:
+            return _execute(write_course(course, Path(tmp) / "course"), course["assignment"], job, limits, base, None)
+    followed = followed_here(job.get("index"), course.get("submissions"), course.get("task_slots", {}))
+    with courses.lease(course, limits, followed) as warm_course:
+        result = _execute(warm_course.copy, course["assignment"], job, limits, warm_course.base, warm_course.warm)
+        warm_course.started[result["started"]] += 1
+        return result
+
+
+def _execute(copy: CourseCopy, assignment: str, job: dict[str, Any], limits: Limits, base: Path, warm: WarmStarts | None
+             ) -> dict[str, Any]:
+    """Execute the job's submission on the course ``copy``, its work folder in ``base`` (where ``warm``'s work
+    folders are); its files and folders are removed afterwards."""
+    student = job["student"]
+    own = copy.submission_folder()
+    work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
+    execution = None
+    try:
+        submitted = own / student / assignment
         submitted.mkdir(parents=True)
-        _write_files(job["submitted"], submitted)
-        work = Path(tempfile.mkdtemp(prefix="work-", dir=base))
-        try:
-            execution = execute_submission(course_root, template, assignment, student, submitted, work, limits)
-            notebook = execution.notebook
-            return {
-                "status": execution.status.value,
-                "reason": str(execution.reason),
-                "seconds": float(execution.seconds),
-                "cpu_seconds": float(execution.cpu_seconds),
-                "peak_memory_mb": float(execution.peak_memory_mb),
-                "notebook_name": notebook.name if notebook is not None else None,
-                "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
-            }
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
+        write_files(job["submitted"], submitted)
+        execution = execute_submission(copy.root, copy.template, assignment, student, submitted, work, limits, warm)
+        notebook = execution.notebook
+        return {
+            "status": execution.status.value,
+            "reason": str(execution.reason),
+            "seconds": float(execution.seconds),
+            "cpu_seconds": float(execution.cpu_seconds),
+            "peak_memory_mb": float(execution.peak_memory_mb),
+            "notebook_name": notebook.name if notebook is not None else None,
+            "notebook": notebook.read_text(encoding="utf-8") if notebook is not None else None,
+            "started": "spare" if execution.folder is not None else "fork server" if warm is not None and warm.forks else "cold",
+        }
+    finally:
+        for folder in (work, own, execution.folder if execution is not None else None):
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
 
 
 def execution_from_payload(payload: Any, scratch: Path) -> Execution:

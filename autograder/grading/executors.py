@@ -6,7 +6,8 @@ coordinating process stays the only writer whichever executor ran the notebooks.
 
 - ``LocalExecutor``: ``jobs`` threads, each watching one grading process on this machine.
 - ``DaskExecutor``: one Dask task per submission (``dask_tasks.grade_on_worker``: bytes in, plain data out;
-  no Python object of the student ever leaves the worker). A worker that dies mid-task
+  no Python object of the student ever leaves the worker), with each worker's fork servers and spares started
+  once per course and kept for the worker's life (``dask_plugin``). A worker that dies mid-task
   makes Dask run the task on another worker; a submission under which more than the scheduler's
   ``allowed-failures`` workers died while it ran ends as ``grader_error`` (see ``DaskExecutor``).
 
@@ -169,13 +170,16 @@ class DaskExecutor:
         max_attempts: how many times one submission may be given to the scheduler in all (a bound on the
             workers a submission can take down when its start messages are lost).
         task: the function run on workers (default ``grade_on_worker``); it must take and return the same data.
+        warm: give every worker the warm starts of local grading (``dask_plugin.WarmStartsPlugin``: fork servers
+            and spares per course, kept for the worker's life); False: each task starts its processes cold.
 
     Raises:
         ExecutorError: dask.distributed is not installed, or no scheduler address is known.
     """
 
     def __init__(
-        self, cluster: Any = None, retries: int = 1, task: Callable[[dict, dict], dict] | None = None, max_attempts: int = 3
+        self, cluster: Any = None, retries: int = 1, task: Callable[[dict, dict], dict] | None = None, max_attempts: int = 3,
+        warm: bool = True,
     ) -> None:
         _import_distributed()
         if cluster is None:
@@ -188,6 +192,7 @@ class DaskExecutor:
         self.retries = retries
         self.max_attempts = max(1, max_attempts)
         self.task = task or grade_on_worker
+        self.warm = warm
 
     def _connect(self):
         """The client to submit through, and whether this executor opened it (and must close it)."""
@@ -212,14 +217,19 @@ class DaskExecutor:
         futures: dict[Any, tuple[int, int]] = {}
         client.subscribe_topic(starts.topic, starts.record)
         try:
-            payload = {**course_payload(course_root, template_db, assignment),
-                       "task_slots": task_slots_by_host(client.scheduler_info()["workers"])}
-            course = client.submit(_identity, payload, key=f"autograder-course-{token}")
-            jobs = [job_payload(course_root, assignment, submission, limits) for submission in submissions]
+            if self.warm:
+                from autograder.grading.dask_plugin import register
+
+                register(client)
+            course = client.submit(_identity, self._course(client, course_root, template_db, assignment, len(submissions)),
+                                   key=f"autograder-course-{token}")
+            jobs = [{**job_payload(course_root, assignment, submission, limits), "index": index}
+                    for index, submission in enumerate(submissions)]
 
             def submit(index: int, attempt: int):
                 key = f"autograder-grade-{token}-{index:05d}-{attempt}"
-                future = client.submit(run_task, self.task, starts.topic, index, course, jobs[index], key=key, retries=self.retries)
+                future = client.submit(run_task, self.task, starts.topic, index, course, jobs[index], key=key, retries=self.retries,
+                                       priority=-index)  # in order: the workers' spares count on it (worker_courses)
                 futures[future] = (index, attempt)
                 return future
 
@@ -243,6 +253,12 @@ class DaskExecutor:
                 pass
             if opened:
                 client.close()
+
+    def _course(self, client: Any, course_root: Path, template_db: Path, assignment: str, submissions: int) -> dict[str, Any]:
+        """The batch's course payload, with what the workers' warm starts need: the batch's size, the task
+        threads per host, whether to keep warm."""
+        return {**course_payload(course_root, template_db, assignment), "submissions": submissions, "warm": self.warm,
+                "task_slots": task_slots_by_host(client.scheduler_info()["workers"])}
 
     def _execution(self, future: Any, submission: Submission, scratch: Path, killed: Callable[[], int], attempt: int
                    ) -> Execution | None:

@@ -60,7 +60,7 @@ def test_graded_rows_agree_on_scores(smoke):
 
 def test_ratios_training_and_extrapolation_are_numbers(smoke):
     figures = smoke[0]
-    for name in ("j2_vs_nbgrader_throughput", "j1_vs_bare_wall", "j2_all_vs_nbgrader_throughput", "j1_all_vs_bare_wall",
+    for name in ("j2_all_vs_nbgrader_throughput", "j1_all_vs_bare_wall", "j1_all_vs_bare_imports_once_wall",
                  "j2_vs_j2_all_throughput", "j2_vs_j2_unsafe_throughput", "fastbook_vs_reference_training"):
         assert number(figures["ratios"][name]), name
     assert math.isfinite(figures["ratios"]["sandbox_cost_j1_median_s"])  # a difference in seconds: may be <= 0 in a smoke run
@@ -71,6 +71,29 @@ def test_ratios_training_and_extrapolation_are_numbers(smoke):
     assert number(figures["extrapolation"]["minutes"])
     verdicts = {bar["name"]: bar["passed"] for bar in figures["bars"]}
     assert sum(verdict is not None for verdict in verdicts.values()) >= 3
+
+
+def test_the_lesson_row_measures_the_floor_and_the_200_row_grades_its_own_submissions(smoke):
+    figures = smoke[0]
+    for part in ("all", "graded", "graded_checks"):
+        assert number(figures["lesson"][part]["cpu"]), part
+    assert figures["lesson"]["all"]["cpu"] > figures["lesson"]["graded"]["cpu"]
+    assert number(figures["budget"]["needed"]) and number(figures["budget"]["ratio"])
+    big = figures["rows"]["j2_200"]
+    assert big["n"] == 3 and big["statuses"] == {"graded": 3} and number(big["peak_total_mb"])
+    assert all(number(v) for v in figures["rows"]["bare"]["startup"])
+
+
+def test_otter_and_profile_rows_measured_or_skipped_with_a_note(smoke):
+    figures, _, stdout = smoke
+    if "otter" in figures["rows"]:
+        assert figures["rows"]["otter"]["scores"] == pytest.approx(figures["rows"]["nbgrader"]["scores"], abs=1e-4)
+    else:
+        assert figures["notes"]["otter"].startswith("skipped") and "otter" in stdout
+    if figures["profile"]:
+        assert figures["profile_n"] == 2 and any(role["role"] == "kernel" for role in figures["profile"])
+    else:
+        assert figures["notes"]["profile"].startswith("skipped")
 
 
 def test_dask_row_measured_or_skipped_with_a_note(smoke):

@@ -51,14 +51,15 @@ LOOP_AT_DEFINITION = "while True:\n    pass\n"
 EXIT_KERNEL = "import os\nos._exit(1)\n"
 
 
-def make_course(into: Path) -> Path:
+def make_course(into: Path, name: str = "") -> Path:
     """A scratch copy of the course. Its configuration waits up to 30 s (nbclient's default: 4 s) for a finished
     cell's output, so that a busy test machine does not turn a slow message into a grader error; the Dask
-    workers receive this configuration from the coordinator like any other."""
+    workers receive this configuration from the coordinator like any other. ``name``, written into the
+    configuration as a comment, makes it another course for the workers' warm starts."""
     course = scratch_course(REPO_ROOT, into)
     shutil.copytree(REPO_ROOT / "release", course / "release")
     with open(course / CONFIG_NAME, "a") as config:
-        config.write("\nc.Execute.iopub_timeout = 30\n")
+        config.write(f"\nc.Execute.iopub_timeout = 30\n# {name}\n")
     return course
 
 
@@ -70,6 +71,15 @@ def answers(course: Path, **changed: str) -> nbformat.NotebookNode:
 
 
 put = functools.partial(put_submission, assignment=ASSIGNMENT)
+
+
+def quits_early(course: Path) -> nbformat.NotebookNode:
+    """The release notebook whose kernel ends in the first cell a student may edit: a quick round trip through a
+    worker (``kernel_died``, 0 points)."""
+    nb = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
+    first = next(cell for cell in nb.cells if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("locked"))
+    first.source = EXIT_KERNEL
+    return nb
 
 
 def write_batch(course: Path, into: Path, crashers: bool) -> None:
@@ -260,10 +270,7 @@ def test_the_cli_grades_on_a_dask_scheduler(tmp_path, cluster):
     from autograder import cli
 
     course = make_course(tmp_path / "course")
-    quits = nbformat.read(course / "release" / ASSIGNMENT / NOTEBOOK, as_version=4)
-    first = next(cell for cell in quits.cells if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("locked"))
-    first.source = EXIT_KERNEL  # the kernel ends in the first cell a student may edit: a quick round trip through a worker
-    put(tmp_path / "incoming", "quits_early", quits)
+    put(tmp_path / "incoming", "quits_early", quits_early(course))
     args = ["grade", ASSIGNMENT, "--course", str(course), "--input", str(tmp_path / "incoming"),
             "--executor", "dask", "--scheduler", cluster.scheduler_address, "--cell-timeout", str(CELL_TIMEOUT)]
     result = CliRunner().invoke(cli.main, args)
@@ -312,12 +319,13 @@ def test_the_dask_executor_needs_an_address(monkeypatch):
 
 
 def test_payloads_stay_inside_the_work_folder_and_come_back_as_plain_data(tmp_path):
-    from autograder.grading.dask_tasks import _write_files, execution_from_payload
+    from autograder.grading.dask_tasks import execution_from_payload
+    from autograder.grading.worker_courses import write_files
 
     with pytest.raises(ValueError, match="outside"):
-        _write_files({"../escape.txt": b"x"}, tmp_path / "in")
+        write_files({"../escape.txt": b"x"}, tmp_path / "in")
     with pytest.raises(ValueError, match="outside"):
-        _write_files({"/etc/escape": b"x"}, tmp_path / "in")
+        write_files({"/etc/escape": b"x"}, tmp_path / "in")
     assert not (tmp_path / "escape.txt").exists()
     payload = {"status": "graded", "reason": "", "seconds": 1.5, "cpu_seconds": 1.0, "peak_memory_mb": 10.0,
                "notebook_name": "../../x.ipynb", "notebook": "{}"}
@@ -348,16 +356,176 @@ def test_kernels_share_a_hosts_cores_among_all_the_task_threads_of_its_workers(c
     assert alone == max(1, cpu_count()), "a host it does not know: the worker's own task threads"
 
 
-def test_each_worker_stages_the_shared_data_once_and_leaves_no_task_folder(graded, cluster):
+def test_each_worker_stages_the_shared_data_once_per_course_and_leaves_no_task_folder(graded, cluster):
+    """A worker's folder holds one folder per warm course: the course's copy with no task's files left in it,
+    the data its sandboxes share (staged once), the fork servers' log and the spares made ahead, nothing else."""
     from distributed import Client
 
     def worker_folder_contents():
         from autograder.grading import dask_tasks
 
         folder = dask_tasks._WORKER_FOLDER
-        return None if folder is None else sorted(path.name for path in folder.iterdir())
+        if folder is None:
+            return None
+        return {course.name: (sorted(path.name for path in course.iterdir()), sorted(p.name for p in (course / "course" / "submitted").iterdir()))
+                for course in folder.iterdir()}
 
     with Client(cluster, set_as_default=False) as client:
-        found = [names for names in client.run(worker_folder_contents).values() if names is not None]
+        found = [courses for courses in client.run(worker_folder_contents).values() if courses]
     assert found, "no worker ran a grading task"
-    assert all(names == [".sandbox-shared"] for names in found), found
+    for courses in found:
+        for name, (entries, submitted) in courses.items():
+            assert name.startswith("course-"), courses
+            spares = [entry for entry in entries if entry.startswith("warm-")]
+            assert sorted(set(entries) - set(spares)) == [".sandbox-shared", "course", "trusted-forks.log"], courses
+            assert submitted == [], courses
+
+
+def warm_courses_on_workers(client) -> dict[str, list[dict]]:
+    """Each worker's warm courses, least recently used first: how their tasks' kernels started, the pids of
+    their fork servers, their folder."""
+
+    def here(dask_worker) -> list[dict]:
+        from autograder.grading.dask_plugin import worker_courses
+
+        courses = worker_courses(dask_worker)
+        return [] if courses is None else [{"started": dict(course.started), "servers": course.server_pids(), "base": str(course.base)}
+                                           for course in courses.courses()]
+
+    return client.run(here)
+
+
+def running(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_a_worker_keeps_each_courses_fork_servers_and_spares_and_closes_them_with_it(tmp_path, fastai_home):
+    """On one single-threaded worker: three submissions of a course, then one of another course. The first
+    submission of each course has its kernel forked from the course's new fork server, the next ones take the
+    spare the previous one made; every result is the one a cold start gives; closing the cluster leaves no fork
+    server running and no folder of the courses."""
+    distributed = pytest.importorskip("distributed")
+    first, second = make_course(tmp_path / "first", "first course"), make_course(tmp_path / "second", "second course")
+    for student in ("ada", "bob", "cy"):
+        put(tmp_path / "quick", student, quits_early(first))
+    put(tmp_path / "full", "reference", answers(second))
+    local = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    with local, distributed.Client(local, set_as_default=False) as client:
+        options = GradeOptions(executor=DaskExecutor(client), limits=LIMITS)
+        quick = grade(first, ASSIGNMENT, tmp_path / "quick", options)
+        full = grade(second, ASSIGNMENT, tmp_path / "full", options)
+        (kept,) = warm_courses_on_workers(client).values()
+        servers = [pid for course in kept for pid in course["servers"]]
+        assert len(servers) == 6 and all(map(running, servers)), kept
+
+    assert sorted((r.student, r.status, r.score, r.max_score) for r in quick.submissions) == [
+        (student, Status.KERNEL_DIED, 0.0, 10.0) for student in ("ada", "bob", "cy")]
+    (reference,) = full.submissions
+    assert (reference.status, reference.score, reference.max_score) == (Status.GRADED, 10.0, 10.0), reference
+    assert [course["started"] for course in kept] == [{"fork server": 1, "spare": 2}, {"fork server": 1}]
+
+    deadline = time.monotonic() + 15
+    while any(map(running, servers)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in servers if running(pid)], "fork servers left running after the cluster closed"
+    assert not [course["base"] for course in kept if Path(course["base"]).exists()]
+
+
+class FakeWarmStarts:
+    """Stands in for a course's ``WarmStarts``: starts nothing, remembers whether it was closed."""
+
+    def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, waiting) -> None:
+        from autograder.grading.servers import BatchServers
+
+        self.course_root, self.limits, self.waiting, self.closed = course_root, limits, waiting, False
+        self.servers = BatchServers()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def course_bytes(config: bytes) -> dict:
+    return {"assignment": ASSIGNMENT, "config": config, "release": {NOTEBOOK: b"{}"}, "template": b"gradebook"}
+
+
+def test_a_worker_keeps_its_recent_courses_warm_and_closes_them_when_it_closes(tmp_path, monkeypatch):
+    from autograder.grading import worker_courses
+
+    monkeypatch.setattr(worker_courses, "_StreamWarmStarts", FakeWarmStarts)
+    courses = worker_courses.WarmCourses(tmp_path / "worker")
+    with courses.lease(course_bytes(b"a"), LIMITS, followed=True) as a:
+        assert a.warm.waiting() == 1, "one running task whose thread gets another submission: one spare wanted"
+        with courses.lease({**course_bytes(b"a"), "submissions": 9, "task_slots": {"h": 3}}, LIMITS) as again:
+            assert again is a and a.users == 2 and a.warm.waiting() == 1
+        assert (a.copy.root / CONFIG_NAME).read_bytes() == b"a" and a.copy.template.read_bytes() == b"gradebook"
+        assert (a.copy.root / "release" / ASSIGNMENT / NOTEBOOK).read_bytes() == b"{}"
+        with courses.lease(course_bytes(b"b"), LIMITS) as b:
+            pass
+        with courses.lease(course_bytes(b"b"), Limits(cell_timeout=1)) as b_other_limits:
+            assert b_other_limits is not b
+        # a is in use, so it stays; b is the least recently used idle course beyond the two most recent
+        assert [course.key for course in courses.courses()] == [a.key, b_other_limits.key]
+        assert b.warm.closed and not b.base.exists() and not a.warm.closed
+    assert a.users == 0 and a.warm.waiting() == 0
+    courses.close()
+    assert a.warm.closed and b_other_limits.warm.closed
+    assert list((tmp_path / "worker").iterdir()) == []
+    with pytest.raises(RuntimeError, match="closed"):
+        with courses.lease(course_bytes(b"a"), LIMITS):
+            pass
+
+
+def test_a_course_whose_warm_starts_fail_leaves_no_folder(tmp_path, monkeypatch):
+    from autograder.grading import worker_courses
+
+    def refuse(*args, **kwargs):
+        raise OSError("no fork server here")
+
+    monkeypatch.setattr(worker_courses, "_StreamWarmStarts", refuse)
+    courses = worker_courses.WarmCourses(tmp_path / "worker")
+    with pytest.raises(OSError, match="no fork server here"):
+        with courses.lease(course_bytes(b"a"), LIMITS):
+            pass
+    assert list((tmp_path / "worker").iterdir()) == [] and courses.courses() == []
+
+
+def test_a_task_thread_gets_the_submission_one_round_of_threads_later():
+    from autograder.grading.worker_courses import followed_here
+
+    slots = {"10.0.0.1": 2, "10.0.0.2": 1}
+    assert [followed_here(index, 7, slots) for index in range(7)] == [True] * 4 + [False] * 3
+    assert followed_here(0, 2, {}) and not followed_here(1, 2, {})
+    assert not followed_here(None, 7, slots) and not followed_here(0, None, slots)
+
+
+def test_a_courses_digest_depends_on_the_course_not_on_the_batch():
+    from autograder.grading.worker_courses import course_digest
+
+    course = course_bytes(b"a")
+    assert course_digest(course) == course_digest({**course, "submissions": 3, "task_slots": {"h": 2}, "warm": True})
+    assert course_digest({**course, "config": b"b"}) != course_digest(course)
+    assert course_digest({**course, "release": {"other.ipynb": b"{}"}}) != course_digest(course)
+    assert course_digest({**course, "template": b"another"}) != course_digest(course)
+
+
+def test_the_plugin_gives_a_worker_warm_courses_and_closes_them_at_teardown(monkeypatch):
+    pytest.importorskip("distributed")
+    from autograder.grading import dask_plugin
+
+    closed = []
+    monkeypatch.setattr(dask_plugin.WarmCourses, "close", lambda courses: closed.append(courses))
+    plugin = dask_plugin.WarmStartsPlugin()
+    plugin.setup(worker=None)
+    courses = plugin.courses
+    assert isinstance(courses, dask_plugin.WarmCourses)
+    plugin.teardown(worker=None)
+    assert closed == [courses] and plugin.courses is None
+    assert dask_plugin.worker_courses() is None, "outside a worker"

@@ -23,7 +23,15 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from autograder.grading.sandbox.peer import ChannelError, Peer, Remote
+
+MATH_THREADS = 1
+"""The checker's torch threads, whatever the kernel's: its tensors are small (a batch of 256 images at most), and the
+calls into the kernel come between its operations, so a second thread would only spin in OpenMP's wait loop
+(at ``-j 1``, where each kernel gets two threads, that spinning cost more CPU than all of the checks)."""
+
 
 @dataclass(frozen=True)
 class CheckerConfig:
@@ -130,6 +138,7 @@ def _exit_with_parent() -> None:
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
     _exit_with_parent()
+    torch.set_num_threads(MATH_THREADS)
     config = CheckerConfig.load(Path(argv[1]))
     server = listen(config)
     from autograder.checks.runner import known_blanks, warm_up
