@@ -17,14 +17,13 @@ import json
 import os
 import socket
 import sys
-import threading
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from autograder.grading.sandbox.lifetime import watch_parent
 from autograder.grading.sandbox.peer import ChannelError, Peer, Remote
 
 MATH_THREADS = 1
@@ -123,21 +122,9 @@ def serve(server: socket.socket, config: CheckerConfig) -> None:
                 continue
 
 
-def _exit_with_parent() -> None:
-    """End this process when the grading worker that started it is gone (even after ``kill -9``)."""
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(1)
-        os._exit(0)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
 def main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore")
-    _exit_with_parent()
+    watch_parent()  # ends this process when the grading worker that started it is gone (even after kill -9)
     torch.set_num_threads(MATH_THREADS)
     config = CheckerConfig.load(Path(argv[1]))
     server = listen(config)
