@@ -151,6 +151,11 @@ class WarmStarts:
         """A spare made on demand in ``work``, for the submission about to start, with the batch's fork servers."""
         return start_spare(work, self.course_root, self.points, self.limits, self.servers)
 
+    def expect(self, waiting: int) -> None:
+        """Set how many submissions still want a spare (counted down by ``take``)."""
+        with self._lock:
+            self._waiting = max(0, waiting)
+
     def refill(self) -> None:
         """Start one spare from the calling thread if more submissions wait than spares exist or start."""
         with self._lock:

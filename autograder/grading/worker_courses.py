@@ -105,8 +105,7 @@ class _StreamWarmStarts(WarmStarts):
         self._count_waiting = waiting
 
     def refill(self) -> None:
-        with self._lock:
-            self._waiting = self._count_waiting()
+        self.expect(self._count_waiting())
         super().refill()
 
 
