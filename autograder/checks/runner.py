@@ -205,7 +205,8 @@ def _pytest_args(files: list[str]) -> list[str]:
 @functools.cache
 def warm_up() -> None:
     """Pay ahead what the first run of checks in a process would: pytest's plugins and collection of every
-    check module, and the imports ``torch.autograd.gradcheck`` makes on its first call.
+    check module, and the imports ``torch.autograd.gradcheck`` and the first ``torch.optim`` optimizer make on
+    their first call (the optimizer imports ``torch._dynamo``: about 0.5 CPU s).
 
     The checker calls this while the student's kernel starts, so the first test cell does not wait for it.
     Only the first call in a process (or in the fork server a checker was forked from) does the work.
@@ -215,6 +216,7 @@ def warm_up() -> None:
 
     x = torch.zeros(1, dtype=torch.float64, requires_grad=True)
     torch.autograd.gradcheck(torch.sin, (x,))
+    torch.optim.SGD([x], lr=0.1)
     settings(max_examples=1, database=None)(given(strategies.integers())(lambda n: None))()
     plugin = _ChecksPlugin("", SimpleNamespace(), torch.device("cpu"))
     files = [file for name in CHECK_MODULES for file in check_files(import_module(f"autograder.checks.{name}"))]

@@ -3,7 +3,8 @@
 Both ends run this same module: the checker imports it, the kernel loads it by file path (the kernel
 cannot import ``autograder``). It needs only the standard library and torch, and it never unpickles
 anything: a message is a JSON header plus raw byte buffers (tensor contents). This file is the ``Peer``, one
-end of a connection; ``peer_wire.py`` (the wire format) and ``peer_proxies.py`` (``Remote``, ``Bridge``) its parts.
+end of a connection; ``peer_wire.py`` (the wire format), ``peer_proxies.py`` (``Remote``, ``Bridge``),
+``peer_tracking.py`` (tracked tensors) and ``peer_origins.py`` (tensors sent back as references) its parts.
 
 What crosses the channel:
 
@@ -21,6 +22,9 @@ So that the checks behave as if the student's functions ran in the checker's pro
   whole connection, and both ends send each other its value, gradient and ``requires_grad`` whenever they
   changed, with every message. In-place updates and ``.grad`` changes therefore travel both ways;
 - other tensors passed as call arguments are written back to the caller when the callee changed them;
+- a tensor that goes back unchanged to the end it came from crosses as a reference to that end's own tensor
+  (``peer_origins.py``): a training batch crosses once, and ``backward`` through two of the other end's
+  calls is one request;
 - autograd crosses the channel: a result that requires grad is attached to the caller's graph by
   ``Bridge``, whose backward asks the callee for the gradients of the call's differentiable arguments.
   The callee keeps the call's graph until the caller's ``Bridge`` node is freed.
@@ -34,7 +38,6 @@ import os
 import socket
 import struct
 import types
-import weakref
 from collections import OrderedDict
 from typing import Any
 
@@ -53,10 +56,10 @@ def _sibling(name: str) -> types.ModuleType:
     return module
 
 
-wire, proxies = _sibling("peer_wire"), _sibling("peer_proxies")
+wire, proxies, origins, tracking = (_sibling(name) for name in ("peer_wire", "peer_proxies", "peer_origins", "peer_tracking"))
 ChannelError, RemoteError, as_list, as_str = wire.ChannelError, wire.RemoteError, wire.as_list, wire.as_str
 Bridge, Remote, RemoteMethod = proxies.Bridge, proxies.Remote, proxies.RemoteMethod
-SOURCE_FILES = (__file__, wire.__file__, proxies.__file__)
+SOURCE_FILES = (__file__, wire.__file__, proxies.__file__, origins.__file__, tracking.__file__)
 """This file and its siblings': the kernel may read them (its tracebacks show their lines)."""
 KEPT_GRAPHS = 4096
 
@@ -70,14 +73,14 @@ class Peer:
 
     def __init__(self, sock: socket.socket, side: str) -> None:
         self.sock, self.side = sock, side
+        self.reader = wire.FrameReader(sock)
         self.lent: dict[str, Any] = {}
-        self.tracked: dict[str, weakref.ref] = {}
-        self.key_of: dict[int, str] = {}
-        self.sent_state: dict[str, tuple] = {}
         self.graphs: OrderedDict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
         self.counter = itertools.count()
+        self.tracked = tracking.Tracked(wire, self._new_key)
         self.anchor = torch.zeros((), requires_grad=True)
         self.released: list[str] = []
+        self.origins = origins.Origins(side, self.released.append)
         self.closed = False
 
     # -- encoding ---------------------------------------------------------------------------------
@@ -85,25 +88,23 @@ class Peer:
     def _new_key(self, prefix: str) -> str:
         return f"{self.side}{prefix}{next(self.counter)}"
 
-    def _track(self, tensor: torch.Tensor) -> str:
-        key = self.key_of.get(id(tensor))
-        if key is None or self._tracked(key) is not tensor:
-            key = self._new_key("t")
-            self.tracked[key] = weakref.ref(tensor)
-            self.key_of[id(tensor)] = key
-        return key
-
-    def _tracked(self, key: str) -> torch.Tensor | None:
-        reference = self.tracked.get(key)
-        return None if reference is None else reference()
-
     def _encode_tensor(self, tensor: torch.Tensor, buffers: list, scope: dict | None) -> dict:
+        tracked = tensor.is_leaf and tensor.requires_grad
+        back = None if tracked or scope is None else self.origins.back(tensor)
+        if back is not None and "k" in back:  # the other end's own tensor, unchanged: its key, no bytes
+            entry = {"~": "tensor", "back": back}
+            if "writeback" in scope:
+                entry["wb"] = len(scope["writeback"])
+                scope["writeback"].append(tensor)
+            return entry
         entry = wire.tensor_entry(tensor, len(buffers))
         buffers.append(wire.tensor_bytes(tensor))
-        tracked = tensor.is_leaf and tensor.requires_grad
         if tracked:
-            entry["key"] = self._track(tensor)
-            self.sent_state[entry["key"]] = wire.tensor_state(tensor)
+            entry["key"] = self.tracked.key(tensor)
+        elif back is not None:
+            entry["back"] = back
+        elif scope is not None:
+            self.origins.offer(tensor, entry)
         scope = scope or {}
         if not tracked and "writeback" in scope:
             entry["wb"] = len(scope["writeback"])
@@ -189,6 +190,9 @@ class Peer:
         raise ChannelError(f"unknown value kind {kind!r}")
 
     def _decode_tensor(self, entry: dict, buffers: list, scope: dict | None) -> torch.Tensor:
+        back = entry.get("back")
+        if isinstance(back, dict) and "k" in back:
+            return self._decode_kept(as_str(back["k"]), entry, scope or {})
         index = entry.get("buf")
         if not isinstance(index, int) or not 0 <= index < len(buffers):
             raise ChannelError("malformed tensor")
@@ -198,78 +202,41 @@ class Peer:
             grad = self._decode_tensor(entry["grad"], buffers, None)
         key = entry.get("key")
         requires_grad = bool(entry.get("rg")) and (fresh.is_floating_point() or fresh.is_complex())
+        own = origins.resolve_graph_output(self.graphs, back, fresh) if isinstance(back, dict) else None
         if key is not None:
-            tensor = self._apply(as_str(key), fresh, grad, requires_grad)
+            tensor = self.tracked.apply(as_str(key), fresh, grad, requires_grad)
+        elif own is not None:  # one of our results coming back: our tensor, with its graph
+            tensor = own
         else:
             tensor = fresh.requires_grad_(requires_grad) if requires_grad else fresh
             if grad is not None and tensor.requires_grad:
                 tensor.grad = grad
+            if isinstance(entry.get("k"), str):
+                self.origins.received(tensor, entry["k"])
         scope = scope or {}
         if "wb" in entry and "writeback" in scope:
-            scope["writeback"].append((entry["wb"], tensor, wire.tensor_state(tensor)))
+            scope["writeback"].append((entry["wb"], tensor, tensor._version if own is not None else wire.tensor_state(tensor)))
         if "diff" in entry and "differentiable" in scope:
             scope["differentiable"].append(tensor)
-        if "out" in entry and "outputs" in scope:
+        if "out" in entry and "outputs" in scope and own is None:
             scope["outputs"].append(tensor)
         return tensor
 
-    def _apply(self, key: str, data: torch.Tensor, grad: torch.Tensor | None, requires_grad: bool) -> torch.Tensor:
-        """Bring the tracked tensor ``key`` to the given state (creating the mirror the first time)."""
-        tensor = self._tracked(key)
+    def _decode_kept(self, key: str, entry: dict, scope: dict) -> torch.Tensor:
+        """A tensor this end offered, sent back unchanged by its key."""
+        tensor = self.origins.kept_tensor(key)
         if tensor is None:
-            tensor = data.requires_grad_(requires_grad)
-            self.tracked[key] = weakref.ref(tensor)
-            self.key_of[id(tensor)] = key
-        else:
-            with torch.no_grad():
-                if tensor.shape == data.shape and tensor.dtype == data.dtype:
-                    tensor.data.copy_(data)  # through .data: no version bump, as optimizers and gradcheck do
-                else:
-                    tensor.data = data
-            if tensor.is_leaf and tensor.requires_grad != requires_grad:
-                tensor.requires_grad_(requires_grad)
-        if tensor.is_leaf and (tensor.requires_grad or grad is None):
-            tensor.grad = grad
-        self.sent_state[key] = wire.tensor_state(tensor)
+            raise ChannelError("a reference to a tensor this end does not keep")
+        if "wb" in entry and "writeback" in scope:
+            scope["writeback"].append((entry["wb"], tensor, tensor._version))
         return tensor
-
-    def _changes(self, buffers: list) -> list:
-        """Updates for every tracked tensor whose value, gradient or flag changed since last exchanged."""
-        updates = []
-        for key in list(self.tracked):
-            tensor = self._tracked(key)
-            if tensor is None:
-                del self.tracked[key]
-                self.sent_state.pop(key, None)
-                continue
-            state = self.sent_state.get(key)
-            if state is not None and wire.same_state(tensor, state):
-                continue
-            entry = self._encode_tensor(tensor.detach(), buffers, None)
-            entry["rg"] = bool(tensor.requires_grad)
-            if tensor.grad is not None:
-                entry["grad"] = self._encode_tensor(tensor.grad.detach(), buffers, None)
-            updates.append([key, entry])
-            self.sent_state[key] = wire.tensor_state(tensor)
-        return updates
-
-    def _apply_changes(self, updates: Any, buffers: list) -> None:
-        for item in as_list(updates):
-            if not isinstance(item, list) or len(item) != 2 or not isinstance(item[1], dict):
-                raise ChannelError("malformed update")
-            key, entry = as_str(item[0]), item[1]
-            if self._tracked(key) is None:
-                continue  # nothing here refers to that tensor any more
-            data = self._decode_tensor({**entry, "grad": None}, buffers, None)
-            grad = self._decode_tensor(entry["grad"], buffers, None) if isinstance(entry.get("grad"), dict) else None
-            self._apply(key, data.detach(), grad, bool(entry.get("rg")))
 
     # -- messages ---------------------------------------------------------------------------------
 
     def _send(self, header: dict, buffers: list) -> None:
         if self.closed:
             raise ChannelError("the connection is closed")
-        header["sync"] = self._changes(buffers)
+        header["sync"] = self.tracked.changes(lambda tensor: self._encode_tensor(tensor, buffers, None))
         released, self.released[:] = list(self.released), []
         header["release"] = released
         try:
@@ -282,13 +249,15 @@ class Peer:
         if self.closed:
             raise ChannelError("the connection is closed")
         try:
-            header, buffers = wire.recv_frame(self.sock)
+            header, buffers = wire.recv_frame(self.reader)
         except (OSError, ChannelError, struct.error) as error:
             self.closed = True
             raise ChannelError(f"the other end went away: {error}") from error
-        self._apply_changes(header.get("sync", []), buffers)
+        self.tracked.apply_changes(header.get("sync", []), lambda entry: self._decode_tensor(entry, buffers, None))
         for key in as_list(header.get("release", [])):
-            self.graphs.pop(key, None) if isinstance(key, str) else None
+            if isinstance(key, str):
+                self.graphs.pop(key, None)
+                self.origins.drop(key)
         return header, buffers
 
     def request(self, header: dict, args: tuple = (), kwargs: dict | None = None) -> Any:
@@ -333,6 +302,7 @@ class Peer:
     def _attach(self, value: Any, key: str, inputs: list[torch.Tensor], results: list[torch.Tensor]) -> Any:
         """Replace ``results`` (tensors of ``value``) by ``Bridge`` outputs that lead back to ``inputs``."""
         outputs = Bridge.apply(self, key, len(inputs), self.anchor, *inputs, *[result.detach() for result in results])
+        self.origins.bridged(outputs, key)
         replacement = {id(result): output for result, output in zip(results, outputs)}
         return wire.replace_tensors(value, replacement)
 
@@ -371,7 +341,7 @@ class Peer:
         answer["writeback"] = [
             [index, self._encode_tensor(tensor.detach(), reply_buffers, None)]
             for index, tensor, before in scope["writeback"]
-            if not wire.same_state(tensor, before)
+            if (tensor._version != before if isinstance(before, int) else not wire.same_state(tensor, before))
         ]
         self._send(answer, reply_buffers)
 

@@ -24,13 +24,16 @@ class Bridge(torch.autograd.Function):
     @staticmethod
     def forward(ctx, peer: Any, key: str, count: int, anchor: torch.Tensor, *tensors: torch.Tensor):
         ctx.peer, ctx.key, ctx.count = peer, key, count
+        ctx.set_materialize_grads(False)  # no gradient reached the outputs: None, not zeros (see backward)
         weakref.finalize(ctx, peer.released.append, key)  # once this node is freed, the other end may drop the graph
         values = tensors[count:]
         ctx.value_count = len(values)
         return tuple(value.clone() for value in values)
 
     @staticmethod
-    def backward(ctx, *grad_outputs: torch.Tensor):
+    def backward(ctx, *grad_outputs: torch.Tensor | None):
+        if all(grad is None for grad in grad_outputs):  # the gradient went on at the other end (peer_origins)
+            return (None,) * (4 + ctx.count + ctx.value_count)
         grads = ctx.peer.remote_backward(ctx.key, list(grad_outputs), ctx.count)
         return (None, None, None, None, *grads, *([None] * ctx.value_count))
 
@@ -39,14 +42,19 @@ def gradients_of_inputs(outputs: list[torch.Tensor], inputs: list[torch.Tensor],
     """The gradients of ``inputs`` (a kept call's differentiable arguments), given its ``outputs``' gradients.
 
     Other leaves of the graph (this end's own parameters) accumulate their gradients as a local ``backward``
-    would; the inputs' own ``.grad`` is left as it was (the caller accumulates). A missing output gradient is
-    taken as zeros.
+    would; the inputs' own ``.grad`` is left as it was (the caller accumulates). An input that is not a leaf is
+    one of this end's own results sent back (``peer_origins``): the gradient went on through its graph here, so
+    its answer is None. A missing output gradient is taken as zeros.
     """
-    before = [None if x.grad is None else x.grad.detach().clone() for x in inputs]
+    leaves = [x.is_leaf for x in inputs]
+    before = [None if not leaf or x.grad is None else x.grad.detach().clone() for x, leaf in zip(inputs, leaves)]
     pairs = [(o, g if isinstance(g, torch.Tensor) else torch.zeros_like(o)) for o, g in zip(outputs, grad_outputs)]
     torch.autograd.backward([o for o, _ in pairs], [g.to(o.device, o.dtype) for o, g in pairs], retain_graph=True)
     grads = []
-    for x, old in zip(inputs, before):
+    for x, old, leaf in zip(inputs, before, leaves):
+        if not leaf:
+            grads.append(None)
+            continue
         new = x.grad
         grads.append(None if new is None else (new.detach().clone() if old is None else new.detach() - old))
         x.grad = old

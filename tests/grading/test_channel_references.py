@@ -1,0 +1,116 @@
+"""Tensors that go back where they came from cross the channel as references (``peer_origins.py``).
+
+The checker's ``train_model`` check lends its batches and model to the student's kernel: each batch comes to
+the kernel by value and goes back as ``model(xb)``'s argument, and each prediction comes to the kernel and goes
+back as ``loss_func``'s. These tests hold what the references promise: the callee gets the sender's own tensor
+(no bytes travel back), a changed tensor still goes by value, ``backward`` through two calls of the other end
+is one request with the gradients of an in-process run, and kept tensors are released.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+import threading
+from collections import Counter
+from typing import Any
+
+import torch
+
+from autograder.grading.sandbox.peer import ChannelError, Peer
+from autograder.reference import mnist_sgd as ms
+
+
+class Channel:
+    """A "kernel" peer serving in a thread and a "checker" peer in this thread, with what each end served."""
+
+    def __init__(self) -> None:
+        kernel_socket, checker_socket = socket.socketpair()
+        self.kernel, self.checker = Peer(kernel_socket, "k"), Peer(checker_socket, "c")
+        self.checker_served: Counter = Counter()
+        self.bytes_to_checker = 0
+        serve = self.checker.serve
+
+        def counting_serve(header: dict, buffers: list) -> None:
+            self.checker_served[header.get("op")] += 1
+            self.bytes_to_checker += sum(len(buffer) for buffer in buffers)
+            serve(header, buffers)
+
+        self.checker.serve = counting_serve
+        threading.Thread(target=self._serve_kernel, daemon=True).start()
+
+    def _serve_kernel(self) -> None:
+        try:
+            while True:
+                self.kernel.serve(*self.kernel._receive())
+        except ChannelError:
+            pass
+
+    def student(self, function: Any) -> Any:
+        """``function`` as the checker sees a student's function: a proxy for the kernel's object."""
+        buffers: list = []
+        return self.checker.decode(self.kernel.encode(function, buffers), buffers)
+
+
+def pass_to(model: Any, x: torch.Tensor, change: bool = False) -> Any:
+    """A student's function that hands its argument back to the checker's ``model`` (changing it first)."""
+    if change:
+        x.add_(1)
+    return model(x)
+
+
+def big_batch() -> torch.Tensor:
+    return torch.arange(256 * 784, dtype=torch.float32).reshape(256, 784)
+
+
+def test_a_batch_sent_back_unchanged_is_the_senders_own_tensor():
+    channel, batch, seen = Channel(), big_batch(), []
+    student = channel.student(pass_to)
+    assert student(lambda x: seen.append(x) or float(x[0, 1]), batch) == 1.0
+    assert seen[0] is batch
+    assert channel.bytes_to_checker < batch.numel() * batch.element_size() / 100
+
+
+def test_a_batch_changed_on_the_other_end_goes_back_by_value():
+    channel, batch, seen = Channel(), big_batch(), []
+    before = batch.clone()
+    student = channel.student(pass_to)
+    student(lambda x: seen.append(x.clone()) or 0, batch, True)
+    assert torch.equal(seen[0], before + 1)
+    assert torch.equal(batch, before + 1)  # written back to the caller's tensor, as an in-process call would
+    assert channel.bytes_to_checker >= batch.numel() * batch.element_size()
+
+
+def _linear1(seed: int) -> ms.Linear1:
+    torch.manual_seed(seed)
+    return ms.Linear1(torch.randn(784, 1, requires_grad=True), torch.randn(1, requires_grad=True))
+
+
+def test_backward_through_two_calls_of_the_checker_is_one_request_with_in_process_gradients():
+    channel = Channel()
+    x, y = torch.rand(64, 784), (torch.rand(64, 1) > 0.5).float()
+    local, remote = _linear1(0), _linear1(0)
+    ms.calc_grad(x, y, local, ms.mnist_loss)
+    channel.student(ms.calc_grad)(x, y, remote, ms.mnist_loss)
+    assert channel.checker_served["backward"] == 1
+    torch.testing.assert_close(remote.weights.grad, local.weights.grad)
+    torch.testing.assert_close(remote.bias.grad, local.bias.grad)
+
+
+def test_training_over_the_channel_matches_in_process_and_releases_its_batches():
+    channel = Channel()
+    x, y = torch.rand(1024, 784), (torch.rand(1024, 1) > 0.5).float()
+    runs = []
+    for train_model in (ms.train_model, channel.student(ms.train_model)):
+        model = _linear1(1)
+        dl, valid_dl = ms.TensorBatches(x, y, 128), ms.TensorBatches(x[:256], y[:256], 128)
+        history = train_model(model, dl, valid_dl, ms.BasicOptim(model.parameters(), 0.5), 2, ms.mnist_loss)
+        runs.append((history, model.weights.detach().clone(), model.bias.detach().clone()))
+    (local_history, *local_params), (remote_history, *remote_params) = runs
+    assert remote_history == local_history
+    for remote, local in zip(remote_params, local_params):
+        torch.testing.assert_close(remote, local)
+    assert channel.checker_served["backward"] == 2 * 8  # one per batch, for 8 batches and 2 epochs
+    gc.collect()
+    channel.student(len)([])  # one more round trip carries the kernel's releases
+    assert len(channel.checker.origins.kept) <= 2
