@@ -14,6 +14,8 @@ import psutil
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FORKED_MARKER = "kernel_forks.py"
+TRUSTED_SERVER_MARKER = "autograder.grading.trusted_forks"
+"""The command line of a trusted fork server, and of the processes it forks (which only rename themselves)."""
 SAMPLE_SECONDS = 0.2
 
 
@@ -131,13 +133,14 @@ class TreeSampler:
             self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
 
     def _is_worker(self, proc: psutil.Process) -> bool:
-        """A grading process: started with the marker on its command line, or forked and named after it."""
-        if self.marker in self._cmdline(proc):
-            return True
+        """A grading process: started with the marker on its command line, or forked by a trusted fork server
+        and named after it; not the fork server itself, whose command line names the marker too."""
+        command = self._cmdline(proc)
         try:
-            return proc.name() == self.marker.rsplit(".", 1)[-1]
+            named = proc.name() == self.marker.rsplit(".", 1)[-1][:15]
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return False
+        return named if TRUSTED_SERVER_MARKER in command else self.marker in command or named
 
     def _forked_kernels(self, procs: dict[int, psutil.Process]) -> dict[str, int]:
         """Kernels forked by the batch's fork server (children of it, not of their grading process), by the

@@ -10,6 +10,7 @@ is one request with the gradients of an in-process run, and kept tensors are rel
 from __future__ import annotations
 
 import gc
+import random
 import socket
 import threading
 from collections import Counter
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from autograder.grading.sandbox.peer import ChannelError, Peer
+from autograder.grading.sandbox.peer import ChannelError, Peer, wire
 from autograder.reference import mnist_sgd as ms
 
 
@@ -114,3 +115,39 @@ def test_training_over_the_channel_matches_in_process_and_releases_its_batches()
     gc.collect()
     channel.student(len)([])  # one more round trip carries the kernel's releases
     assert len(channel.checker.origins.kept) <= 2
+
+
+def test_frames_arrive_whole_however_the_bytes_are_split():
+    """``FrameReader`` reassembles frames of small and large buffers from arbitrary pieces of the stream."""
+    frames = [({"op": "a", "n": 1}, []), ({"op": "b"}, [b"x" * 10, bytes(range(256)) * 1000, b""]), ({"op": "c"}, [b"y" * 70_000])]
+    source, capture = socket.socketpair()
+    collected = bytearray()
+    done = threading.Event()
+
+    def drain() -> None:
+        while chunk := capture.recv(2**20):
+            collected.extend(chunk)
+        done.set()
+
+    threading.Thread(target=drain, daemon=True).start()
+    for header, buffers in frames:
+        wire.send_frame(source, header, buffers)
+    source.close()
+    done.wait(10)
+    writer, reading = socket.socketpair()
+    reading.settimeout(30)  # a reader that lost its place fails instead of waiting forever
+    generator = random.Random(0)
+
+    def trickle() -> None:
+        position = 0
+        while position < len(collected):
+            size = generator.choice((1, 7, 8, 100, 65_535, 65_537, 300_000))
+            writer.sendall(collected[position : position + size])
+            position += size
+
+    threading.Thread(target=trickle, daemon=True).start()
+    reader = wire.FrameReader(reading)
+    for header, buffers in frames:
+        got_header, got_buffers = wire.recv_frame(reader)
+        assert {key: got_header[key] for key in header} == header
+        assert [bytes(buffer) for buffer in got_buffers] == [bytes(buffer) for buffer in buffers]

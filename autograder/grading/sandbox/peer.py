@@ -237,7 +237,7 @@ class Peer:
         if self.closed:
             raise ChannelError("the connection is closed")
         header["sync"] = self.tracked.changes(lambda tensor: self._encode_tensor(tensor, buffers, None))
-        released, self.released[:] = list(self.released), []
+        released = [self.released.pop() for _ in range(len(self.released))]  # a copy freed meanwhile waits its turn
         header["release"] = released
         try:
             wire.send_frame(self.sock, header, buffers)

@@ -79,15 +79,11 @@ class FrameReader:
         self.start = self.end = 0
 
     def _fill(self) -> None:
-        if self.start == self.end:
-            self.start = self.end = 0
-        elif self.end == len(self.pending):
-            self.pending[: self.end - self.start] = self.pending[self.start : self.end]
-            self.start, self.end = 0, self.end - self.start
-        count = self.sock.recv_into(memoryview(self.pending)[self.end :])
+        """Receive what has arrived (up to ``CHUNK`` bytes) into the buffer, which is empty."""
+        count = self.sock.recv_into(self.pending)
         if count == 0:
             raise ChannelError("the other end closed the connection")
-        self.end += count
+        self.start, self.end = 0, count
 
     def read(self, size: int) -> bytearray:
         """Exactly ``size`` bytes, in a buffer of their own."""

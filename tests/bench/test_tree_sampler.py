@@ -1,0 +1,52 @@
+"""The benchmark's memory sampler tells a grading process from the fork server it was forked by."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+from machine import TreeSampler  # noqa: E402
+
+MARKER = "autograder.grading.nbgrader_worker"
+SERVER = """
+import os, sys, time
+child = os.fork()
+if child == 0:
+    with open("/proc/self/comm", "w") as comm:
+        comm.write("nbgrader_worker")
+    time.sleep(60)
+else:
+    print(child, flush=True)
+    time.sleep(60)
+"""
+
+
+def test_the_fork_server_is_not_a_worker_but_what_it_forks_is():
+    server = subprocess.Popen([sys.executable, "-c", SERVER, "autograder.grading.trusted_forks", "3", MARKER], stdout=subprocess.PIPE, text=True)
+    try:
+        child = int(server.stdout.readline())
+        time.sleep(0.3)  # the child renames itself
+        sampler = TreeSampler([server.pid], marker=MARKER)
+        assert MARKER in " ".join(psutil.Process(child).cmdline())  # a forked child keeps its server's command line
+        assert not sampler._is_worker(psutil.Process(server.pid))
+        assert sampler._is_worker(psutil.Process(child))
+    finally:
+        for process in psutil.Process(server.pid).children(recursive=True) + [psutil.Process(server.pid)]:
+            process.kill()
+        server.wait()
+
+
+def test_a_worker_started_on_its_own_is_a_worker():
+    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", MARKER])
+    try:
+        assert TreeSampler([worker.pid], marker=MARKER)._is_worker(psutil.Process(worker.pid))
+    finally:
+        worker.kill()
+        worker.wait()
