@@ -87,8 +87,6 @@ class FrameReader:
 
     def read(self, size: int) -> bytearray:
         """Exactly ``size`` bytes, in a buffer of their own."""
-        if size > self.CHUNK and self.start == self.end:
-            return self._read_direct(bytearray(size), 0)
         out = bytearray(size)
         got = 0
         while got < size:
