@@ -151,3 +151,23 @@ def test_frames_arrive_whole_however_the_bytes_are_split():
         got_header, got_buffers = wire.recv_frame(reader)
         assert {key: got_header[key] for key in header} == header
         assert [bytes(buffer) for buffer in got_buffers] == [bytes(buffer) for buffer in buffers]
+
+
+def test_a_reference_the_receiver_never_offered_is_refused_and_an_unknown_graph_falls_back_to_the_bytes():
+    """A hostile kernel cannot name the checker's tensors: only keys the checker offered resolve, and a note of
+    a call the checker does not keep gives the tensor sent with it, not anything of the checker's."""
+    checker = Peer(socket.socketpair()[0], "c")
+    offered = big_batch()
+    entry: dict = {}
+    checker.origins.offer(offered, entry)
+    assert checker._decode_tensor({"~": "tensor", "back": {"k": entry["k"]}}, [], None) is offered
+    try:
+        checker._decode_tensor({"~": "tensor", "back": {"k": "ck999"}}, [], None)
+    except ChannelError:
+        pass
+    else:
+        raise AssertionError("a key the checker never offered was resolved")
+    sent = torch.ones(3)
+    forged = {**wire.tensor_entry(sent, 0), "back": {"g": "cg404", "i": 0}}
+    received = checker._decode_tensor(forged, [bytearray(wire.tensor_bytes(sent))], None)
+    assert torch.equal(received, sent) and received is not sent
