@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 from dataclasses import dataclass
@@ -21,7 +22,9 @@ class NbgraderError(RuntimeError):
 
 @contextlib.contextmanager
 def in_course(root: Path) -> Iterator[None]:
-    """Run inside ``root`` with this interpreter's ``bin/`` first on PATH (nbgrader runs ``alembic`` from PATH)."""
+    """Run inside ``root`` with this interpreter's ``bin/`` first on PATH (nbgrader runs ``alembic`` from PATH),
+    and a new gradebook stamped without a new process (``read_schema_head_in_process``)."""
+    read_schema_head_in_process()
     previous_cwd, previous_path = Path.cwd(), os.environ.get("PATH", "")
     bin_dir = str(Path(sys.executable).parent)
     os.chdir(root)
@@ -31,6 +34,32 @@ def in_course(root: Path) -> Iterator[None]:
     finally:
         os.chdir(previous_cwd)
         os.environ["PATH"] = previous_path
+
+
+@functools.cache
+def schema_head() -> str:
+    """The newest revision of nbgrader's gradebook schema, read from nbgrader's migration scripts with
+    alembic's API: what ``alembic heads`` prints first."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini("sqlite:///gradebook.db") as alembic_ini:
+        return ScriptDirectory.from_config(Config(alembic_ini)).get_heads()[0]
+
+
+@functools.cache
+def read_schema_head_in_process() -> None:
+    """Make nbgrader stamp each gradebook it creates with ``schema_head()``.
+
+    nbgrader's ``Gradebook`` learns the revision by running the ``alembic heads`` executable
+    (``nbgrader.api.get_alembic_version``): a new Python process that imports alembic and nbgrader, about
+    2 CPU seconds per gradebook created (a batch creates one when it builds the template gradebook of a new
+    or changed assignment). The same revision is read here once per process, in about a tenth of a second.
+    """
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = schema_head
 
 
 GRADEBOOK = "gradebook.db"

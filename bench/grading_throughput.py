@@ -948,7 +948,7 @@ def markdown(bench: Bench) -> str:
             f" {_mb(row.peak_total_mb)} | {_scores(row, bench.mix)} | {row.load[0]:.1f} -> {row.load[1]:.1f} |")
     add("")
     add("Median per submission: " + "; ".join(f"{ROW_LABELS[k]}: {LATENCY_MEANING[k]}" for k in ROW_ORDER if k in bench.rows) + ".")
-    add("CPU s: user + system seconds of every process the row ran (grading processes, kernels, the fork server, alembic), divided by N.")
+    add("CPU s: user + system seconds of every process the row ran (grading processes, kernels, checkers, fork servers, and any other they start), divided by N.")
     add("Peak MiB per worker: the largest resident memory of one grading process tree (the grading process and its kernel,"
         " also when the kernel was forked from the batch's fork server; for bare execution, the nbclient process and its kernel),"
         " sampled every 0.2 s; shared libraries and pages shared with the fork server count in every process, as in `--memory-limit`.")

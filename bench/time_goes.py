@@ -76,7 +76,7 @@ def _budget(budget: dict | None, ratios: dict) -> list[str]:
              f" CPU s and the hidden checks {budget['hidden_checks']:.2f} CPU s: {budget['needed']:.2f} CPU s per submission at the least."]
     if budget["grader"] is not None:
         lines.append(f"`autograder grade -j 2` spent {budget['grader']:.2f} CPU s per submission (every process of the row: the"
-                     f" grading processes, kernels, checkers, fork servers, alembic): {budget['ratio']:.2f}x what is needed;"
+                     f" grading processes, kernels, checkers, fork servers): {budget['ratio']:.2f}x what is needed;"
                      f" the rest, {budget['grader'] - budget['needed']:.2f} CPU s, is the grader's own work (nbgrader's steps, the"
                      " kernel's fork and sandbox, the checks' channel, start-up spread over N).")
     if "j2_vs_j2_all_throughput" in ratios:

@@ -186,6 +186,7 @@ def _pytest_args(files: list[str]) -> list[str]:
         *files,
         "-q",
         "--assert=plain",
+        "--tb=no",  # a failure's message comes from its exception, never from pytest's report of its traceback
         "-c",
         os.devnull,
         "--rootdir",

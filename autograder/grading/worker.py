@@ -66,8 +66,8 @@ def _template_key(course_root: Path, assignment: str) -> str:
 def prepare_template(course_root: Path, assignment: str, into: Path) -> Path:
     """A gradebook that knows ``assignment`` (and no student), built from the course's ``source/``.
 
-    Building one runs ``nbgrader generate_assignment`` in a scratch course (seconds, most of it nbgrader's
-    database migrations); the result is kept in ``grading/.cache/`` under a digest of the assignment's
+    Building one runs ``nbgrader generate_assignment`` in a scratch course (its database set-up and
+    preprocessors); the result is kept in ``grading/.cache/`` under a digest of the assignment's
     source files, the configuration and nbgrader's version, and reused while they stay the same.
 
     Returns:
