@@ -10,7 +10,7 @@ from pathlib import Path
 import nbgrader.api
 from nbgrader.dbutil import _temp_alembic_ini
 
-from autograder.nbgrader_api import open_gradebook, schema_head
+from autograder.nbgrader_api import open_gradebook, read_schema_head_in_process, schema_head
 
 
 def test_the_schema_head_is_what_alembic_heads_prints():
@@ -25,6 +25,9 @@ def test_a_new_gradebook_is_stamped_without_a_new_process(tmp_path, monkeypatch)
         raise AssertionError(f"nbgrader ran a process: {args}")
 
     monkeypatch.setattr(nbgrader.api.sp, "check_output", refuse)
+    # as in a process that has not opened the course yet, whatever an earlier test of this process did
+    monkeypatch.setattr(nbgrader.api, "get_alembic_version", lambda: refuse("alembic heads"))
+    read_schema_head_in_process.cache_clear()
     with open_gradebook(tmp_path) as gradebook:
         gradebook.add_student("ada")
         gradebook.db.commit()
