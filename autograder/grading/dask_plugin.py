@@ -2,8 +2,9 @@
 
 ``DaskExecutor`` registers it at the start of every batch (``register``; a worker that has it keeps it, and
 workers that join later get it from the scheduler). Each worker then holds one ``WarmCourses``: made when the
-plugin is set up, closed (spares, fork servers, folders) when the worker closes. A worker that dies without
-closing takes its fork servers with it: they die with the thread that started them.
+plugin is set up, closed (spares, fork servers, folders) when the worker closes. The workers of one host share
+each course's fork servers (``host_share``). A worker that dies without closing takes the fork servers it
+started with it: they die with the thread that started them.
 
 This module imports ``distributed``: only the Dask executor and the tasks on a worker load it.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 from distributed import Worker, WorkerPlugin, get_worker
 
 from autograder.grading.dask_tasks import worker_folder
+from autograder.grading.host_share import host_folder
 from autograder.grading.worker_courses import WarmCourses
 
 PLUGIN_NAME = "autograder-warm-starts"
@@ -28,7 +30,7 @@ class WarmStartsPlugin(WorkerPlugin):
         self.courses: WarmCourses | None = None
 
     def setup(self, worker: Worker) -> None:
-        self.courses = WarmCourses(worker_folder())
+        self.courses = WarmCourses(worker_folder(), host_folder())
 
     def teardown(self, worker: Worker) -> None:
         courses, self.courses = self.courses, None

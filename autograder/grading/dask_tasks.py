@@ -4,8 +4,9 @@ The task receives bytes only (the course's ``nbgrader_config.py``, ``release/<as
 gradebook, the student's submitted files, the limits), grades the submission on a copy of the course with
 ``execute_submission`` under the same limits as local grading, and returns plain data: the status, reason, usage
 and the executed notebook as JSON text. No Python object of the student ever leaves the worker. On a worker
-with the warm-starts plugin (``dask_plugin``), the course's copy and its fork servers and spares are made once
-and kept for the worker's life (``worker_courses``), as they are kept for a batch in local grading.
+with the warm-starts plugin (``dask_plugin``), the course's copy and its fork servers are made once per host
+and its spares once per worker, and kept for the worker's life (``worker_courses``, ``host_share``), as they
+are kept for a batch in local grading.
 """
 
 from __future__ import annotations
@@ -121,10 +122,12 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
     thread of all its workers, see ``_worker_threads``) on a copy of the course holding only
     ``nbgrader_config.py``, ``release/<assignment>/`` and the template gradebook, with the student's files in it.
     On a worker with the plugin (``dask_plugin``, unless the course says ``"warm": False``), that copy is written
-    once per worker and course, and its warm starts (fork servers, spares) serve all the course's tasks there
-    (``worker_courses``); otherwise the task writes a copy of its own in this worker process's folder
-    (``worker_folder``), grades with a cold start and removes it. Either way the read-only data the kernels share
-    (the MNIST sample, matplotlib's font cache) is staged once per worker and course, not once per task.
+    once per host and course, and its fork servers serve all the course's tasks of the host's workers, each worker
+    keeping spares of its own (``worker_courses``, ``host_share``); a task that ran on another worker's servers
+    that went away meanwhile is graded again, cold. Otherwise the task writes a copy of its own in this worker
+    process's folder (``worker_folder``), grades with a cold start and removes it. Either way the read-only data
+    the kernels share (the MNIST sample, matplotlib's font cache) is staged once per course and folder, not once
+    per task.
 
     Returns:
         ``status`` (a ``Status`` value), ``reason``, ``seconds``, ``cpu_seconds``, ``peak_memory_mb``,
@@ -142,9 +145,17 @@ def grade_on_worker(course: dict[str, Any], job: dict[str, Any]) -> dict[str, An
             return _execute(write_course(course, Path(tmp) / "course"), course["assignment"], job, limits, base, None)
     followed = followed_here(job.get("index"), course.get("submissions"), course.get("task_slots", {}))
     with courses.lease(course, limits, followed) as warm_course:
-        result = _execute(warm_course.copy, course["assignment"], job, limits, warm_course.base, warm_course.warm)
-        warm_course.started[result["started"]] += 1
-        return result
+        try:
+            result = _execute(warm_course.copy, course["assignment"], job, limits, warm_course.base, warm_course.warm)
+        except Exception:
+            if warm_course.serves():
+                raise
+            result = None
+        if result is not None and warm_course.serves():
+            warm_course.started[result["started"]] += 1
+            return result
+    # the worker whose fork servers it borrowed went away while it ran: grade it again, cold
+    return grade_on_worker({**course, "warm": False}, job)
 
 
 def _execute(copy: CourseCopy, assignment: str, job: dict[str, Any], limits: Limits, base: Path, warm: WarmStarts | None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ from autograder.grading.trusted_forks import NBGRADER_WORKER, ForkedProcess, Tru
 from autograder.nbgrader_cells import blank_of, points
 
 SPARE_LOG = "worker.log"
+SPARE_PREFIX = "warm-"
+"""How the work folder of a spare made ahead is named in the batch's folder."""
 
 
 def blank_points(course_root: Path, assignment: str) -> dict[str, float]:
@@ -109,19 +112,21 @@ class WarmStarts:
     """The spares of one batch of ``submissions`` submissions of ``assignment``, made in folders under ``base``.
 
     ``base`` must be the folder that holds the batch's per-submission work folders (their sandboxes share
-    ``base/.sandbox-shared``). The batch's fork servers start here. Call ``close`` when the batch ends.
+    ``base/.sandbox-shared``). The batch's fork servers start here, unless ``servers`` are given: those of
+    another process grading the same course in the same ``base`` (``host_share``), which ``close`` leaves
+    running. Call ``close`` when the batch ends.
     """
 
-    def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, submissions: int) -> None:
+    def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, submissions: int,
+                 servers: BatchServers | None = None) -> None:
         self.course_root, self.assignment, self.limits, self.base = course_root, assignment, limits, base
         self.points = blank_points(course_root, assignment)
         self._lock = threading.Lock()
         self._spares: list[Spare] = []
         self._waiting = submissions
         self._starting = 0
-        self._made = 0
         self._closed = False
-        self.servers = BatchServers.start(base, limits)
+        self.servers = servers if servers is not None else BatchServers.start(base, limits)
 
     @property
     def forks(self) -> ForkServer | None:
@@ -162,13 +167,14 @@ class WarmStarts:
             if self._closed or self._waiting <= len(self._spares) + self._starting:
                 return
             self._starting += 1
-            self._made += 1
-            work = self.base / f"warm-{self._made:05d}"
-        spare = None
+        spare = work = None
         try:
+            self.base.mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=SPARE_PREFIX, dir=self.base))  # unique among every process using base
             spare = self._start(work)
         except Exception:  # noqa: BLE001 - without a spare the next submission makes one on demand
-            shutil.rmtree(work, ignore_errors=True)
+            if work is not None:
+                shutil.rmtree(work, ignore_errors=True)
         finally:
             with self._lock:
                 self._starting -= 1
@@ -178,8 +184,8 @@ class WarmStarts:
             if spare is not None:
                 spare.discard()
 
-    def _start(self, work: Path) -> Spare | None:
-        work.mkdir(parents=True)
+    def _start(self, work: Path) -> Spare:
+        """A spare made ahead in ``work``, an empty folder made for it."""
         return self.make(work)
 
     def close(self) -> None:

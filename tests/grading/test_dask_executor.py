@@ -25,6 +25,7 @@ from submission_files import put_submission
 
 from autograder.course import CONFIG_NAME, scratch_course
 from autograder.grading.demo import fill, solution_snippets
+from autograder.grading import host_share
 from autograder.grading.executors import DaskExecutor, ExecutorError, LocalExecutor, grade_on_worker, make_executor
 from autograder.grading.pipeline import GradeOptions, grade, load_results, results_folder
 from autograder.grading.submissions import Submission
@@ -356,29 +357,34 @@ def test_kernels_share_a_hosts_cores_among_all_the_task_threads_of_its_workers(c
     assert alone == max(1, cpu_count()), "a host it does not know: the worker's own task threads"
 
 
-def test_each_worker_stages_the_shared_data_once_per_course_and_leaves_no_task_folder(graded, cluster):
-    """A worker's folder holds one folder per warm course: the course's copy with no task's files left in it,
-    the data its sandboxes share (staged once), the fork servers' log and the spares made ahead, nothing else."""
+def test_the_workers_of_a_host_share_each_course_folder_and_leave_no_task_folder(graded, cluster):
+    """The workers of one host keep each course in one folder of the host's (``host_share``): the course's copy
+    with no task's files left in it, the data the sandboxes share (staged once), the fork servers' log and the
+    spares made ahead, nothing else. A worker's own folder holds at most the shared data of the submissions it
+    graded again cold (when the worker whose servers they ran on died), and no task's folder."""
     from distributed import Client
 
-    def worker_folder_contents():
+    def kept_here(dask_worker):
         from autograder.grading import dask_tasks
+        from autograder.grading.dask_plugin import worker_courses
 
-        folder = dask_tasks._WORKER_FOLDER
-        if folder is None:
-            return None
-        return {course.name: (sorted(path.name for path in course.iterdir()), sorted(p.name for p in (course / "course" / "submitted").iterdir()))
-                for course in folder.iterdir()}
+        own = dask_tasks._WORKER_FOLDER
+        courses = worker_courses(dask_worker)
+        return {"own": sorted(path.name for path in own.iterdir()) if own is not None and own.is_dir() else [],
+                "courses": {str(course.base): (sorted(path.name for path in course.base.iterdir()),
+                                               sorted(path.name for path in (course.copy.root / "submitted").iterdir()))
+                            for course in (courses.courses() if courses is not None else [])}}
 
     with Client(cluster, set_as_default=False) as client:
-        found = [courses for courses in client.run(worker_folder_contents).values() if courses]
-    assert found, "no worker ran a grading task"
-    for courses in found:
-        for name, (entries, submitted) in courses.items():
-            assert name.startswith("course-"), courses
-            spares = [entry for entry in entries if entry.startswith("warm-")]
-            assert sorted(set(entries) - set(spares)) == [".sandbox-shared", "course", "trusted-forks.log"], courses
-            assert submitted == [], courses
+        found = list(client.run(kept_here).values())
+    assert all(set(worker["own"]) <= {".sandbox-shared"} for worker in found), found
+    bases = {base: contents for worker in found for base, contents in worker["courses"].items()}
+    assert bases, ("no worker keeps a course", found)
+    for base, (entries, submitted) in bases.items():
+        assert Path(base).parent.parent == host_share.host_folder(), base
+        spares = [entry for entry in entries if entry.startswith("warm-")]
+        assert sorted(set(entries) - set(spares)) == [".sandbox-shared", "course", "trusted-forks.log"], bases
+        assert submitted == [], bases
 
 
 def warm_courses_on_workers(client) -> dict[str, list[dict]]:
@@ -389,8 +395,8 @@ def warm_courses_on_workers(client) -> dict[str, list[dict]]:
         from autograder.grading.dask_plugin import worker_courses
 
         courses = worker_courses(dask_worker)
-        return [] if courses is None else [{"started": dict(course.started), "servers": course.server_pids(), "base": str(course.base)}
-                                           for course in courses.courses()]
+        return [] if courses is None else [{"started": dict(course.started), "servers": course.server_pids(), "base": str(course.base),
+                                            "borrowed": course.borrowed} for course in courses.courses()]
 
     return client.run(here)
 
@@ -437,6 +443,38 @@ def test_a_worker_keeps_each_courses_fork_servers_and_spares_and_closes_them_wit
         time.sleep(0.2)
     assert not [pid for pid in servers if running(pid)], "fork servers left running after the cluster closed"
     assert not [course["base"] for course in kept if Path(course["base"]).exists()]
+
+
+@pytest.mark.slow
+@pytest.mark.notebooks
+def test_the_workers_of_a_host_grade_on_one_set_of_fork_servers(tmp_path, fastai_home):
+    """On two single-threaded workers of one host: six submissions of one course. One worker owns the course's
+    three fork servers, the other borrows them; both grade, with the results a cold start gives; closing the
+    cluster leaves no fork server running and no folder of the course."""
+    distributed = pytest.importorskip("distributed")
+    course = make_course(tmp_path / "course", "one course for two workers")
+    students = ("ada", "bob", "cy", "dee", "eve", "fay")
+    for student in students:
+        put(tmp_path / "quick", student, quits_early(course))
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                                     scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+    with local, distributed.Client(local, set_as_default=False) as client:
+        quick = grade(course, ASSIGNMENT, tmp_path / "quick", GradeOptions(executor=DaskExecutor(client), limits=LIMITS))
+        kept = [courses for courses in warm_courses_on_workers(client).values()]
+
+    assert sorted((r.student, r.status, r.score) for r in quick.submissions) == [(s, Status.KERNEL_DIED, 0.0) for s in students]
+    assert all(len(courses) == 1 for courses in kept), "both workers graded the course"
+    owner, borrower = sorted((courses[0] for courses in kept), key=lambda course: course["borrowed"])
+    assert not owner["borrowed"] and borrower["borrowed"]
+    assert len(owner["servers"]) == 3 and borrower["servers"] == owner["servers"] and borrower["base"] == owner["base"]
+    assert sum(owner["started"].values()) + sum(borrower["started"].values()) == len(students)
+    assert "cold" not in owner["started"] and "cold" not in borrower["started"]
+
+    deadline = time.monotonic() + 15
+    while any(map(running, owner["servers"])) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in owner["servers"] if running(pid)], "fork servers left running after the cluster closed"
+    assert not Path(owner["base"]).exists()
 
 
 class FakeWarmStarts:

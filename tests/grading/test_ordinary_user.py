@@ -1,11 +1,13 @@
 """The instructor's cycle as an ordinary (non-root) user, as on a laptop or a JupyterHub: grade, regrade a
-resubmission, validate, export and feedback, with the same scores as under root.
+resubmission, validate, export and feedback, with the same scores as under root; and Dask workers of one host
+sharing a course's fork servers as that user.
 
 Run as root (as CI is), the CLI runs as the unprivileged user ``autograder-test`` (see ``ordinary_user.py``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import subprocess
@@ -70,3 +72,53 @@ def test_the_instructor_cycle_works_as_an_ordinary_user(as_user):
     if os.geteuid() == 0:
         owners = {path.stat().st_uid for path in (course / "autograded").rglob("*")}
         assert owners == {pwd.getpwnam(TEST_USER).pw_uid}, "everything was written by the ordinary user"
+
+
+DASK_SCRIPT = """
+import json, sys
+from pathlib import Path
+from distributed import Client, LocalCluster
+from autograder.grading.executors import DaskExecutor
+from autograder.grading.host_share import host_folder
+from autograder.grading.pipeline import GradeOptions, grade
+from autograder.grading.worker import Limits
+
+def kept(dask_worker):
+    from autograder.grading.dask_plugin import worker_courses
+    return [{"borrowed": c.borrowed, "servers": c.server_pids(), "base": str(c.base)} for c in worker_courses(dask_worker).courses()]
+
+if __name__ == "__main__":
+    course, incoming = Path(sys.argv[1]), Path(sys.argv[2])
+    limits = Limits(cell_timeout=60, cpu_seconds=300, memory_mb=4096, wall_seconds=600)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      scheduler_kwargs={"dashboard_address": "127.0.0.1:0"}) as cluster, Client(cluster) as client:
+        batch = grade(course, sys.argv[3], incoming, GradeOptions(executor=DaskExecutor(client), limits=limits))
+        courses = list(client.run(kept).values())
+    print(json.dumps({"scores": {r.student: [r.status.value, r.score] for r in batch.submissions}, "courses": courses,
+                      "host": str(host_folder())}))
+"""
+
+
+def test_the_dask_workers_of_a_host_share_fork_servers_as_an_ordinary_user(request):
+    pytest.importorskip("distributed")
+    home = reachable_folder(request, "autograder-ordinary-dask-")
+    user = ordinary_user(home)
+    (home / "fastai").mkdir()
+    course = make_course(home / "course")
+    incoming = home / "incoming"
+    for student in ("ada", "cy"):
+        put(incoming, student, solved(course))
+    for student in ("bob", "dee"):
+        put(incoming, student, with_answer(course, "update", WRONG_SIGN))
+    (home / "on_dask.py").write_text(DASK_SCRIPT)
+    user.own(home)
+    done = subprocess.run(user.python(str(home / "on_dask.py"), str(course), str(incoming), ASSIGNMENT), cwd=home,
+                          env=user.env(home, FASTAI_HOME=str(home / "fastai")), capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["scores"] == {"ada": ["graded", 10.0], "bob": ["graded", 0.0], "cy": ["graded", 10.0], "dee": ["graded", 0.0]}
+    assert found["host"].endswith(f"autograder-host-{user.uid}")
+    (owner,), (borrower,) = sorted(found["courses"], key=lambda courses: [course["borrowed"] for course in courses])
+    assert not owner["borrowed"] and borrower["borrowed"], found["courses"]
+    assert len(owner["servers"]) == 3 and borrower["servers"] == owner["servers"]
+    assert borrower["base"] == owner["base"] and Path(owner["base"]).parent.parent == Path(found["host"])

@@ -28,9 +28,7 @@ import pwd
 import shutil
 import site
 import stat
-import subprocess
 import sys
-import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,6 +37,7 @@ from autograder.grading import processes
 from autograder.grading.sandbox import checker as checker_module
 from autograder.grading.nbgrader_worker import KERNEL_IPC_ENV
 from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer
+from autograder.grading.sandbox.shared_data import stage_data, stage_matplotlib
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
 SANDBOX_USER = "nobody"
@@ -101,54 +100,6 @@ def sandbox_user(isolated: bool = False) -> tuple[int, int] | None:
         if below is None or not _readable_by_others(Path(real), below):
             return None
     return entry.pw_uid, entry.pw_gid
-
-
-_staged: dict[Path, Path | None] = {}
-_staging = threading.Lock()
-
-
-def stage_data(into: Path, hard_links: bool) -> Path | None:
-    """A copy of the provisioned MNIST sample under ``into``, made once and shared by the batch's kernels.
-
-    Hard links are used only when the kernels run as another user, who cannot write the shared files.
-    """
-    from autograder.data import mnist_sample_dir
-
-    with _staging:
-        if into in _staged and (_staged[into] is None or _staged[into].is_dir()):
-            return _staged[into]
-        source = mnist_sample_dir()
-        if not source.is_dir():
-            _staged[into] = None
-            return None
-        target = into / "mnist_sample"
-
-        def link_or_copy(src: str, dst: str) -> None:
-            try:
-                (os.link if hard_links else shutil.copy2)(src, dst)
-            except OSError:
-                shutil.copy2(src, dst)
-
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(source, target, copy_function=link_or_copy, ignore=shutil.ignore_patterns("*.pt"))
-        for folder in (into, *[Path(root) for root, _, _ in os.walk(target)]):
-            os.chmod(folder, 0o755)
-        _staged[into] = target
-        return target
-
-
-def stage_matplotlib(into: Path) -> Path:
-    """A matplotlib configuration folder with its font cache built, made once per batch.
-
-    Building the cache runs ``fc-list``; the kernels, which may not start processes, copy it instead.
-    """
-    with _staging:
-        target = into / "matplotlib"
-        if not any(target.glob("fontlist-*.json")):
-            target.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": str(target)},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
-        return target
 
 
 def _kernel_spec(into: Path, boot_config: Path) -> None:
