@@ -14,7 +14,7 @@ from __future__ import annotations
 from distributed import Worker, WorkerPlugin, get_worker
 
 from autograder.grading.dask_tasks import worker_folder
-from autograder.grading.host_share import host_folder
+from autograder.grading.host_share import host_folder, remove_abandoned
 from autograder.grading.worker_courses import WarmCourses
 
 PLUGIN_NAME = "autograder-warm-starts"
@@ -30,7 +30,10 @@ class WarmStartsPlugin(WorkerPlugin):
         self.courses: WarmCourses | None = None
 
     def setup(self, worker: Worker) -> None:
-        self.courses = WarmCourses(worker_folder(), host_folder())
+        host = host_folder()
+        if host is not None:
+            remove_abandoned(host)
+        self.courses = WarmCourses(worker_folder(), host)
 
     def teardown(self, worker: Worker) -> None:
         courses, self.courses = self.courses, None

@@ -18,7 +18,8 @@ course under the same limits share one ``HostSlot``, a private folder of the use
   slot unowned and owns it.
 
 A borrowed task whose owner went away while it ran (a killed worker takes its servers with it) is not served
-any more (``HostSlot.serves``): ``dask_tasks`` grades it again with a cold start.
+any more (``HostSlot.serves``): ``dask_tasks`` grades it again with a cold start. What a killed owner leaves in
+its slot is removed by the next worker that starts on the host (``remove_abandoned``), or by the slot's next owner.
 """
 
 from __future__ import annotations
@@ -238,3 +239,28 @@ class HostSlot:
             finally:
                 self._owner_lock.close()
                 self._owner_lock = None
+
+
+def remove_abandoned(folder: Path) -> list[Path]:
+    """Empty the slots in ``folder`` (``host_folder``) that no live worker owns or uses: the course's folder and
+    servers file that a killed owner left. Their lock files stay (a lock file removed while another process opens
+    it would let two workers own one slot).
+
+    Returns:
+        The ``base/`` folders removed.
+    """
+    removed = []
+    for root in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if not (root / OWNER_LOCK).is_file() or private_folder(root) is None:
+            continue
+        with _private_file(root / OWNER_LOCK) as owner, _private_file(root / USERS_LOCK) as users:
+            try:
+                fcntl.flock(owner, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(users, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # owned, or a task still runs there
+            (root / SERVERS_FILE).unlink(missing_ok=True)
+            if (root / BASE).exists():
+                shutil.rmtree(root / BASE, ignore_errors=True)
+                removed.append(root / BASE)
+    return removed

@@ -184,3 +184,23 @@ def test_a_process_that_finds_the_data_staged_by_another_uses_it_as_it_is(tmp_pa
     assert (shared / shared_data.STAGING_LOCK).stat().st_mode & 0o077 == 0, "a kernel of another user could hold the lock"
     assert sorted(p.relative_to(staged) for p in staged.rglob("*")) == sorted(p.relative_to(mnist_folder) for p in mnist_folder.rglob("*")
                                                                           if p.suffix != ".pt")
+
+
+def test_what_a_killed_owner_left_is_removed_and_nothing_in_use(two_workers, tmp_path):
+    first, second = two_workers
+    host = tmp_path / "host"
+    with first.lease(course_bytes(b"in use"), LIMITS) as owned:
+        pass
+    with second.lease(course_bytes(b"abandoned"), LIMITS) as abandoned:
+        pass
+    abandoned.slot._owner_lock.close()  # its owner was killed: the lock goes, the folder stays
+    abandoned.slot._owner_lock = None
+    with first.lease(course_bytes(b"borrowed while its owner died"), LIMITS) as running_owner:
+        pass
+    with second.lease(course_bytes(b"borrowed while its owner died"), LIMITS) as running:
+        running_owner.slot._owner_lock.close()
+        running_owner.slot._owner_lock = None
+        assert host_share.remove_abandoned(host) == [abandoned.base], "only the slot nobody owns or uses"
+    assert owned.base.is_dir() and running.base.is_dir() and not abandoned.base.exists()
+    assert (abandoned.slot.root / host_share.OWNER_LOCK).is_file() and not (abandoned.slot.root / host_share.SERVERS_FILE).exists()
+    assert host_share.remove_abandoned(host) == [running.base], "once its last task ended"
