@@ -54,9 +54,9 @@ the course privately, with servers of its own."""
 
 
 def private_folder(path: Path) -> Path | None:
-    """``path`` as a folder that only this user can change (made here if missing, others may only pass through
-    it, as they must to reach a sandboxed kernel's folder); None when it is anything else: a link, another user's,
-    or writable by others."""
+    """``path`` as a folder that only this user can list or change (made here if missing; others may only pass
+    through it, as they must to reach a sandboxed kernel's folder); None when it is anything else: a link,
+    another user's, or readable or writable by others."""
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         found = os.lstat(path)
