@@ -182,6 +182,11 @@ class WarmCourse:
         assert self.keeper is not None
         return self.keeper.warm
 
+    def keep_warm(self, assignment: str, limits: Limits, servers: BatchServers | None = None) -> None:
+        """Start its warm starts in a keeper thread: spares in ``base`` as its tasks want them, and fork servers
+        unless ``servers`` (borrowed) are given."""
+        self.keeper = _Keeper(lambda: _StreamWarmStarts(self.copy.root, assignment, limits, self.base, lambda: self.followed, servers))
+
     @property
     def borrowed(self) -> bool:
         """Whether its fork servers are another worker's (``host_share``)."""
@@ -280,7 +285,7 @@ class WarmCourses:
         base = Path(tempfile.mkdtemp(prefix=f"course-{key[0][:12]}-", dir=self.folder))
         try:
             warm = WarmCourse(key, base, write_course(course, base / "course"))
-            warm.keeper = _Keeper(lambda: _StreamWarmStarts(warm.copy.root, course["assignment"], limits, base, lambda: warm.followed))
+            warm.keep_warm(course["assignment"], limits)
         except BaseException:
             shutil.rmtree(base, ignore_errors=True)
             raise
@@ -299,8 +304,7 @@ class WarmCourses:
             published = slot.published()
             if published is not None:
                 warm = WarmCourse(key, slot.base, copy, slot=slot, generation=published.generation)
-                servers = BorrowedServers.of(published)
-                warm.keeper = _Keeper(lambda: _StreamWarmStarts(copy.root, course["assignment"], limits, slot.base, lambda: warm.followed, servers))
+                warm.keep_warm(course["assignment"], limits, BorrowedServers.of(published))
                 return warm
             if time.monotonic() >= deadline:
                 return None
@@ -308,7 +312,7 @@ class WarmCourses:
         warm = WarmCourse(key, slot.base, copy, slot=slot)
         try:
             write_course(course, copy.root)
-            warm.keeper = _Keeper(lambda: _StreamWarmStarts(copy.root, course["assignment"], limits, slot.base, lambda: warm.followed))
+            warm.keep_warm(course["assignment"], limits)
             slot.publish(warm.warm.servers)
         except BaseException:
             slot.close(warm.keeper.close if warm.keeper is not None else lambda: None)

@@ -480,7 +480,7 @@ def test_the_workers_of_a_host_grade_on_one_set_of_fork_servers(tmp_path, fastai
 class FakeWarmStarts:
     """Stands in for a course's ``WarmStarts``: starts nothing, remembers whether it was closed."""
 
-    def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, waiting) -> None:
+    def __init__(self, course_root: Path, assignment: str, limits: Limits, base: Path, waiting, servers=None) -> None:
         from autograder.grading.servers import BatchServers
 
         self.course_root, self.limits, self.waiting, self.closed = course_root, limits, waiting, False
