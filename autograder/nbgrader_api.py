@@ -23,8 +23,10 @@ class NbgraderError(RuntimeError):
 @contextlib.contextmanager
 def in_course(root: Path) -> Iterator[None]:
     """Run inside ``root`` with this interpreter's ``bin/`` first on PATH (nbgrader runs ``alembic`` from PATH),
-    and a new gradebook stamped without a new process (``read_schema_head_in_process``)."""
+    a new gradebook stamped without a new process (``read_schema_head_in_process``) and one SQLAlchemy engine per
+    gradebook in this process (``share_engines_in_process``)."""
     read_schema_head_in_process()
+    share_engines_in_process()
     previous_cwd, previous_path = Path.cwd(), os.environ.get("PATH", "")
     bin_dir = str(Path(sys.executable).parent)
     os.chdir(root)
@@ -60,6 +62,41 @@ def read_schema_head_in_process() -> None:
     import nbgrader.api
 
     nbgrader.api.get_alembic_version = schema_head
+
+
+SHARED_ENGINES = 8
+"""How many gradebooks' engines a process keeps (``share_engines_in_process``): the course's, a batch's scratch ones."""
+
+
+@functools.cache
+def share_engines_in_process() -> None:
+    """Make every nbgrader ``Gradebook`` of one database, in this process, use one SQLAlchemy engine.
+
+    nbgrader opens a new ``Gradebook``, with a new engine, for each step that touches the database (about ten
+    for one submission's autograde), and SQLAlchemy keeps its compiled statements per engine, so each opening
+    compiled all of its queries anew, most of the CPU of opening a gradebook and reading a submission's grades.
+    A shared engine keeps them compiled. Nothing else is kept: ``Gradebook.close`` disposes of the engine's
+    connections, so a database file replaced between two openings is read afresh. Engines are per process (a
+    forked child makes its own) and per URL; the ``SHARED_ENGINES`` most recently used are kept.
+    """
+    import threading
+    from collections import OrderedDict
+
+    import nbgrader.api
+
+    create_engine, engines, lock = nbgrader.api.create_engine, OrderedDict(), threading.Lock()
+
+    def shared_engine(url, **options):
+        key = (os.getpid(), str(url), tuple(sorted(options.items())))
+        with lock:
+            if key not in engines:
+                engines[key] = create_engine(url, **options)
+                while len(engines) > SHARED_ENGINES:
+                    engines.popitem(last=False)[1].dispose()
+            engines.move_to_end(key)
+            return engines[key]
+
+    nbgrader.api.create_engine = shared_engine
 
 
 GRADEBOOK = "gradebook.db"
