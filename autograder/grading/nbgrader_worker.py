@@ -1,4 +1,4 @@
-"""The process that grades one submission: stock ``nbgrader autograde`` in a scratch course.
+"""The process that grades one submission: ``nbgrader autograde`` in a scratch course, up to the executed notebook.
 
 Run as ``python -m autograder.grading.nbgrader_worker COURSE ASSIGNMENT STUDENT CELL_TIMEOUT MAX_OUTPUT_BYTES``. It writes
 ``COURSE/worker_result.json`` with nbgrader's success flag and log; the executed notebook is in
@@ -42,12 +42,12 @@ AUTOGRADE_PREPROCESSORS = [
     "nbgrader.preprocessors.IgnorePattern",
     "nbconvert.preprocessors.ClearMetadataPreprocessor",
     "nbgrader.preprocessors.LimitOutput",
-    "nbgrader.preprocessors.SaveAutoGrades",
-    "nbgrader.preprocessors.AssignLatePenalties",
-    "nbgrader.preprocessors.CheckCellMetadata",
 ]
-"""nbgrader's own list, with ``Execute`` replaced by ``GradingExecute`` (a cap on the notebook's output; no
-cell after the last graded one)."""
+"""nbgrader's own list up to the executed notebook, with ``Execute`` replaced by ``GradingExecute`` (a cap on the
+notebook's output; no cell after the last graded one). nbgrader's last three steps, ``SaveAutoGrades``,
+``AssignLatePenalties`` and ``CheckCellMetadata``, only read the notebook and write the gradebook: the
+coordinator runs them on the course's gradebook when it records the notebook (``record.RECORD_CONFIG``), so
+here they would only fill the scratch course's gradebook, which nothing reads."""
 
 
 def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int, kernel: Any = None) -> int:
