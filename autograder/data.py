@@ -15,10 +15,11 @@ import tempfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where tensors are made: the CLI's commands that make none start without it
+    import torch
+    from torch import Tensor
 
 ARCHIVE_ENV_VAR = "MNIST_SAMPLE_ARCHIVE"
 FOLDER_NAME = "mnist_sample"
@@ -156,6 +157,8 @@ class MnistSample:
 
     def xy(self, split: str) -> tuple[Tensor, Tensor]:
         """Flattened images ``(n, 784)`` (all 3s then all 7s) and labels ``(n, 1)``: 1 for a 3, 0 for a 7."""
+        import torch
+
         threes, sevens = self.images[split, "3"], self.images[split, "7"]
         x = torch.cat([threes, sevens]).view(-1, 28 * 28)
         y = torch.cat([torch.ones(len(threes)), torch.zeros(len(sevens))]).unsqueeze(1)
@@ -166,6 +169,8 @@ class MnistSample:
 
 
 def _read_pngs(folder: Path) -> Tensor:
+    import numpy as np
+    import torch
     from PIL import Image
 
     files = sorted(folder.glob("*.png"))
@@ -177,6 +182,8 @@ def _read_pngs(folder: Path) -> Tensor:
 
 
 def _read_cache(cache: Path) -> dict[tuple[str, str], Tensor] | None:
+    import torch
+
     try:
         saved = torch.load(cache, weights_only=True)
     except Exception:  # noqa: BLE001 - an unreadable cache is simply rebuilt
@@ -194,6 +201,8 @@ def load_mnist_sample(folder: Path | None = None, device: str | torch.device = "
             ``provision_mnist_sample``), provisioning it first if needed.
         device: where the returned tensors live.
     """
+    import torch
+
     folder = Path(folder) if folder is not None else provision_mnist_sample()
     check_layout(folder)
     cache = folder / CACHE_NAME
@@ -216,6 +225,8 @@ def synthetic_mnist(n_per_digit: int = 64, seed: int = 0) -> MnistSample:
     Same shapes, value range and label convention as the real data, and separable, so unit tests can
     train on it without the archive.
     """
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     three, seven = torch.zeros(28, 28), torch.zeros(28, 28)
     three[4:7, 8:20] = three[12:15, 10:20] = three[21:24, 8:20] = 1.0

@@ -6,6 +6,8 @@ forwards, what it prints and its exit code, without grading anything.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -202,3 +204,12 @@ def test_demo_fails_when_the_corrupt_submission_went_unreported(course, calls, m
     _record(monkeypatch, calls, "run_demo", outcome)
     result = CliRunner().invoke(cli.main, ["demo", "--course", str(course)])
     assert result.exit_code == 2 and "corrupted submission was not reported" in result.output
+
+
+def test_the_cli_and_the_report_readers_start_without_torch():
+    """``autograder --help`` and the commands that make no tensors skip torch's import (seconds); so does reading a
+    report's MIME type or the sample's layout, which the exports and feedback do."""
+    code = ("import sys, autograder.cli, autograder.data\nfrom autograder.checks import REPORT_MIME_TYPE, BlankReport\n"
+            "print(sorted(name for name in ('torch', 'pytest', 'hypothesis') if name in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.strip() == "[]"

@@ -22,15 +22,28 @@ The checks of an assignment live in the module (or package, one module per blank
 
 from __future__ import annotations
 
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from autograder.checks.report import format_report
 from autograder.checks.results import BlankReport, CheckResult
-from autograder.checks.runner import known_blanks, run_checks
+
+if TYPE_CHECKING:
+    import torch
+
+    from autograder.checks.runner import known_blanks, run_checks
 
 __all__ = ["REPORT_MIME_TYPE", "BlankReport", "CheckResult", "check", "known_blanks", "run_checks"]
+_RUNNER_NAMES = ("known_blanks", "run_checks")
+
+
+def __getattr__(name: str) -> Any:
+    """``known_blanks`` and ``run_checks``, from ``runner`` when first asked for: it imports torch and pytest,
+    which a process that only reads reports (``REPORT_MIME_TYPE``, ``BlankReport``) does not need."""
+    if name in _RUNNER_NAMES:
+        from autograder.checks import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check(blank: str, points: float, *, device: str | torch.device | None = None, **objects: Any) -> float:
@@ -46,6 +59,8 @@ def check(blank: str, points: float, *, device: str | torch.device | None = None
     Returns:
         The points earned, ``points * passed / total``, as a float (nbgrader's partial credit).
     """
+    from autograder.checks.runner import run_checks
+
     report = run_checks(blank, points, objects, device)
     print(format_report(report))
     _attach_report(report)
