@@ -801,15 +801,30 @@ def ratios(bench: Bench) -> dict[str, float]:
 
 def cpu_budget(bench: Bench) -> dict | None:
     """What grading one submission needs at the least (the lesson's graded part and the hidden checks, from the
-    ``lesson`` row) against what ``autograder grade -j 2`` spends (CPU s per submission of the ``j2`` row)."""
-    lesson, row = bench.lesson, bench.rows.get("j2")
+    ``lesson`` row) against what ``autograder grade -j 2`` spends (CPU s per submission of the ``j2`` row; and of
+    the ``j2_200`` row, where start-up is spread over 200 submissions).
+
+    With both rows, their CPU in all (``N x`` CPU per submission) is split as ``start-up + N x per submission``:
+    ``startup`` is the batch's fixed CPU (fork servers' and coordinator's imports, the gradebook template) and
+    ``marginal`` what each further submission costs. The two rows ran minutes apart, so the split carries the
+    machine's drift between them.
+    """
+    lesson, row, big = bench.lesson, bench.rows.get("j2"), bench.rows.get("j2_200")
     if "graded" not in lesson or "graded_checks" not in lesson:
         return None
     graded, with_checks = lesson["graded"]["cpu"], lesson["graded_checks"]["cpu"]
     out = {"graded_part": graded, "hidden_checks": with_checks - graded, "needed": with_checks,
-           "every_cell": lesson.get("all", {}).get("cpu"), "grader": None, "ratio": None}
-    if row is not None and with_checks > 0:
+           "every_cell": lesson.get("all", {}).get("cpu"), "grader": None, "ratio": None,
+           "grader_200": None, "ratio_200": None, "startup": None, "marginal": None, "ratio_marginal": None}
+    if with_checks <= 0:
+        return out
+    if row is not None:
         out.update(grader=row.cpu_per_submission, ratio=row.cpu_per_submission / with_checks)
+    if big is not None:
+        out.update(grader_200=big.cpu_per_submission, ratio_200=big.cpu_per_submission / with_checks)
+    if row is not None and big is not None and big.n > row.n:
+        marginal = (big.cpu_per_submission * big.n - row.cpu_per_submission * row.n) / (big.n - row.n)
+        out.update(marginal=marginal, startup=row.cpu_per_submission * row.n - marginal * row.n, ratio_marginal=marginal / with_checks)
     return out
 
 

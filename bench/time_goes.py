@@ -79,6 +79,13 @@ def _budget(budget: dict | None, ratios: dict) -> list[str]:
                      f" grading processes, kernels, checkers, fork servers): {budget['ratio']:.2f}x what is needed;"
                      f" the rest, {budget['grader'] - budget['needed']:.2f} CPU s, is the grader's own work (nbgrader's steps, the"
                      " kernel's fork and sandbox, the checks' channel, start-up spread over N).")
+    if budget.get("grader_200") is not None:
+        lines.append(f"In the 200-submission run, start-up spread over 200: {budget['grader_200']:.2f} CPU s per submission,"
+                     f" {budget['ratio_200']:.2f}x what is needed.")
+    if budget.get("marginal") is not None:
+        lines.append(f"Split from the two runs (CPU in all = start-up + N x per submission; they ran minutes apart): start-up"
+                     f" {budget['startup']:.1f} CPU s per batch, then {budget['marginal']:.2f} CPU s per submission,"
+                     f" {budget['ratio_marginal']:.2f}x what is needed.")
     if "j2_vs_j2_all_throughput" in ratios:
         lines.append(f"Leaving out the cells after the last graded cell makes `-j 2` {ratios['j2_vs_j2_all_throughput']:.2f}x as fast"
                      " as with every cell run; no score depends on those cells.")

@@ -71,6 +71,16 @@ def test_the_cpu_budget_is_the_graded_part_and_the_hidden_checks(bench):
     budget = gt.cpu_budget(bench)
     assert budget["graded_part"] == 2.0 and budget["hidden_checks"] == pytest.approx(1.0) and budget["needed"] == 3.0
     assert budget["grader"] == pytest.approx(90.0 / 20) and budget["ratio"] == pytest.approx(4.5 / 3.0)
+    assert budget["grader_200"] == pytest.approx(900.0 / 200) and budget["ratio_200"] == pytest.approx(4.5 / 3.0)
+
+
+def test_the_cpu_budget_splits_start_up_from_each_submission(bench):
+    bench.rows["j2_200"] = row("j2_200", 420.0, n=200, cpu=810.0)  # 90 = S + 20 m and 810 = S + 200 m
+    budget = gt.cpu_budget(bench)
+    assert budget["marginal"] == pytest.approx(4.0) and budget["startup"] == pytest.approx(10.0)
+    assert budget["ratio_marginal"] == pytest.approx(4.0 / 3.0)
+    text = "\n".join(gt.markdown(bench).splitlines())
+    assert "start-up 10.0 CPU s per batch, then 4.00 CPU s per submission, 1.33x what is needed" in text
 
 
 def test_each_bar_has_its_measured_value_and_verdict(bench):
