@@ -84,7 +84,6 @@ class TreeSampler:
         self.tops, self.groups, self.marker = list(tops), list(groups or tops), marker
         self.peak_group_mb = 0.0
         self.peak_total_mb = 0.0
-        self._cmdlines: dict[int, str] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -101,13 +100,13 @@ class TreeSampler:
         if group:
             self.groups.append(pid)
 
-    def _cmdline(self, proc: psutil.Process) -> str:
-        if proc.pid not in self._cmdlines:
-            try:
-                self._cmdlines[proc.pid] = " ".join(proc.cmdline())
-            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
-                return ""
-        return self._cmdlines[proc.pid]
+    @staticmethod
+    def _cmdline(proc: psutil.Process) -> str:
+        """Read at each sample, never kept: a process seen between its fork and its exec still has its parent's."""
+        try:
+            return " ".join(proc.cmdline())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return ""
 
     @staticmethod
     def _tree(pid: int) -> list[psutil.Process]:

@@ -43,10 +43,24 @@ def test_the_fork_server_is_not_a_worker_but_what_it_forks_is():
         server.wait()
 
 
-def test_a_worker_started_on_its_own_is_a_worker():
-    worker = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", MARKER])
+LATE_EXEC = """
+import os, sys, time
+time.sleep(1)
+os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", sys.argv[1].replace("/", ".")])
+"""
+
+
+def test_a_worker_started_on_its_own_is_a_worker_also_when_first_seen_before_its_exec():
+    # seen before its exec (here a late exec of its own; under load, also as its exec begins, empty), a process has
+    # another command line than the one it runs with
+    worker = subprocess.Popen([sys.executable, "-c", LATE_EXEC, MARKER.replace(".", "/")])
+    sampler = TreeSampler([worker.pid], marker=MARKER)
     try:
-        assert TreeSampler([worker.pid], marker=MARKER)._is_worker(psutil.Process(worker.pid))
+        assert not sampler._is_worker(psutil.Process(worker.pid))
+        deadline = time.monotonic() + 30
+        while MARKER not in " ".join(psutil.Process(worker.pid).cmdline()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sampler._is_worker(psutil.Process(worker.pid))
     finally:
         worker.kill()
         worker.wait()
