@@ -44,19 +44,21 @@ def test_the_fork_server_is_not_a_worker_but_what_it_forks_is():
 
 
 LATE_EXEC = """
-import os, sys, time
-time.sleep(1)
+import os, sys
+sys.stdin.readline()
 os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(60)", sys.argv[1].replace("/", ".")])
 """
 
 
 def test_a_worker_started_on_its_own_is_a_worker_also_when_first_seen_before_its_exec():
-    # seen before its exec (here a late exec of its own; under load, also as its exec begins, empty), a process has
-    # another command line than the one it runs with
-    worker = subprocess.Popen([sys.executable, "-c", LATE_EXEC, MARKER.replace(".", "/")])
+    # seen before its exec (here an exec of its own, when told; under load, also as its exec begins, empty), a
+    # process has another command line than the one it runs with
+    worker = subprocess.Popen([sys.executable, "-c", LATE_EXEC, MARKER.replace(".", "/")], stdin=subprocess.PIPE, text=True)
     sampler = TreeSampler([worker.pid], marker=MARKER)
     try:
         assert not sampler._is_worker(psutil.Process(worker.pid))
+        worker.stdin.write("exec\n")
+        worker.stdin.flush()
         deadline = time.monotonic() + 30
         while MARKER not in " ".join(psutil.Process(worker.pid).cmdline()) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -64,3 +66,4 @@ def test_a_worker_started_on_its_own_is_a_worker_also_when_first_seen_before_its
     finally:
         worker.kill()
         worker.wait()
+        worker.stdin.close()
