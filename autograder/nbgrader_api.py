@@ -100,6 +100,10 @@ def share_engines_in_process() -> None:
 
 
 GRADEBOOK = "gradebook.db"
+VALIDATE_ONCE = {"NotebookExporter": {"optimistic_validation": True}}
+"""nbconvert validates the notebook against its schema after each of a converter's preprocessors (nine when
+autograding); with this, once after the last. A notebook a step made invalid is still refused, and nbformat
+validates it again when it is written."""
 
 
 def gradebook_url(root: Path) -> str:

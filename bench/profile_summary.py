@@ -38,6 +38,8 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("imports (nbgrader, nbconvert, jupyter_server, sqlalchemy)", ("_find_and_load",)),
         ("kernel start", ("setup_kernel", "start_new_kernel", "async_start_new_kernel")),
         ("executing cells (waiting for the kernel)", ("preprocess_cell",)),
+        ("nbgrader's own steps (sanitize, gradebook, write)", ("NbGraderAPI.autograde (",)),
+        ("a spare waiting for its notebook", ("serve_ready (",)),
     ],
     "checker": [
         ("hidden checks: train_model training on the real sample", ("calibrated_run (",)),
@@ -58,7 +60,7 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
 
 REST: dict[str, str] = {
     "coordinator": "summary and other",
-    "worker": "nbgrader's own steps (sanitize, gradebook, write)",
+    "worker": "other (configuration, shutting the kernel down)",
     "checker": "waiting for the notebook's test cells",
     "kernel": "kernel start-up and idle between cells",
     "alembic": "alembic heads (python start-up, imports, run)",

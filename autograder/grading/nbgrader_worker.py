@@ -53,7 +53,7 @@ here they would only fill the scratch course's gradebook, which nothing reads.""
 def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int, kernel: Any = None) -> int:
     """Autograde one submission; ``kernel``, a kernel manager whose kernel is already started, runs its notebook."""
     warnings.filterwarnings("ignore")
-    from autograder.nbgrader_api import in_course, make_api
+    from autograder.nbgrader_api import VALIDATE_ONCE, in_course, make_api
     from autograder.nbgrader_ext import GradingExecute
 
     GradingExecute.prestarted = kernel
@@ -65,6 +65,7 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
                 "GradingExecute": {"max_output_bytes": max_output_bytes},
                 "Autograde": {"autograde_preprocessors": AUTOGRADE_PREPROCESSORS},
                 "KernelManager": kernel_transport(),
+                **VALIDATE_ONCE,
             })
             result = api.autograde(assignment, student, force=True, create=True)
     finally:

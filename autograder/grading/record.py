@@ -21,7 +21,7 @@ import nbformat
 from autograder.checks import REPORT_MIME_TYPE
 from autograder.course import notebook, scratch_course
 from autograder.grading.results import CellResult
-from autograder.nbgrader_api import GRADEBOOK, NbgraderError, gradebook_url, in_course, make_api, open_gradebook
+from autograder.nbgrader_api import GRADEBOOK, VALIDATE_ONCE, NbgraderError, gradebook_url, in_course, make_api, open_gradebook
 from autograder.nbgrader_cells import blank_of, grade_id, is_grade, is_solution
 
 STAGED = "grading/staged"
@@ -43,6 +43,7 @@ RECORD_CONFIG = {
         ],
     },
     "CourseDirectory": {"submitted_directory": STAGED},
+    **VALIDATE_ONCE,
 }
 
 

@@ -52,3 +52,11 @@ def test_role_times_count_seconds_per_phase(tmp_path):
     assert times["kernel"].total == 3.0 and times["kernel"].processes == 1
     assert times["fork server"].phases == {"waiting for requests, forking": 0.5}
     assert "kernel: 3.0 s in 1 process(es)" in ps.summarise(ps.read(raw), 50)
+
+
+def test_a_spare_waiting_for_its_notebook_is_not_counted_as_nbgraders_work():
+    ready = ["<module> (autograder/grading/nbgrader_worker.py:1)", "serve_ready (autograder/grading/nbgrader_worker.py:145)"]
+    grading = [*ready, "main (autograder/grading/nbgrader_worker.py:69)", "NbGraderAPI.autograde (nbgrader/apps/api.py:1042)"]
+    assert ps.phase("worker", ready) == "a spare waiting for its notebook"
+    assert ps.phase("worker", [*grading, "OverwriteCells.preprocess (overwritecells.py:94)"]) == "nbgrader's own steps (sanitize, gradebook, write)"
+    assert ps.phase("worker", [*grading, "preprocess_cell (nbgrader_ext.py:60)"]) == "executing cells (waiting for the kernel)"

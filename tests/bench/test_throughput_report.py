@@ -74,6 +74,15 @@ def test_the_cpu_budget_is_the_graded_part_and_the_hidden_checks(bench):
     assert budget["grader_200"] == pytest.approx(900.0 / 200) and budget["ratio_200"] == pytest.approx(4.5 / 3.0)
 
 
+def test_the_200_run_is_compared_with_the_lesson_measured_next_to_it(bench):
+    bench.lesson_200 = {"graded": lesson_figures(2.5, True, False),
+                        "graded_checks": lesson_figures(3.6, True, True)}
+    budget = gt.cpu_budget(bench)
+    assert budget["needed_200"] == 3.6 and budget["ratio_200"] == pytest.approx(4.5 / 3.6)
+    assert budget["needed"] == 3.0 and budget["ratio"] == pytest.approx(4.5 / 3.0)  # the N = 20 row keeps its own
+    assert [bar.measured for bar in gt.bars(bench)][:2] == ["1.50x", "1.25x"]
+
+
 def test_the_cpu_budget_splits_start_up_from_each_submission(bench):
     bench.rows["j2_200"] = row("j2_200", 420.0, n=200, cpu=810.0)  # 90 = S + 20 m and 810 = S + 200 m
     budget = gt.cpu_budget(bench)
@@ -86,21 +95,23 @@ def test_the_cpu_budget_splits_start_up_from_each_submission(bench):
 def test_each_bar_has_its_measured_value_and_verdict(bench):
     shown = [(bar.name.split(" ")[0], bar.measured, bar.bar, bar.verdict) for bar in gt.bars(bench)]
     assert shown == [
-        ("`autograder", "1.50x", "<= 1.5x", "PASS"),  # CPU per submission / (graded part + hidden checks)
+        ("`autograder", "1.50x", "<= 1.5x", "PASS"),  # CPU per submission / (graded part + hidden checks), N = 20
+        ("the", "1.50x", "<= 1.5x", "PASS"),  # the same at N = 200
         ("`autograder", "2.80x", ">= 2.5x", "PASS"),  # every cell run, vs serial nbgrader
         ("200", "7.0 min", "<= 8 min", "PASS"),  # measured at N = 200
         ("grading", "-26%", "<= +10%", "PASS"),  # -j 1, every cell run, over bare with imports once
         ("`--executor", "-", "<= 1.15x", "not measured"),
     ]
-    assert "CPU per submission" in gt.bars(bench)[0].name and "every cell run" in gt.bars(bench)[1].name
+    assert "CPU per submission" in gt.bars(bench)[0].name and "N = 20" in gt.bars(bench)[0].name
+    assert "N = 200" in gt.bars(bench)[1].name and "every cell run" in gt.bars(bench)[2].name
 
 
 def test_a_slower_grader_misses_its_bars(bench):
     bench.rows["j2"] = row("j2", 80.0, cpu=100.0)
     bench.rows["j2_all"] = row("j2_all", 150.0)
-    bench.rows["j2_200"] = row("j2_200", 500.0, n=200)
+    bench.rows["j2_200"] = row("j2_200", 500.0, n=200, cpu=1000.0)
     missed = [bar.name for bar in gt.bars(bench) if bar.verdict == "MISS"]
-    assert len(missed) == 3
+    assert len(missed) == 4
 
 
 def test_the_200_bar_needs_a_run_of_200(bench):
@@ -121,6 +132,7 @@ def test_the_report_has_every_section_and_is_generated_from_the_run(bench):
 
 
 def test_the_report_is_the_same_from_the_saved_figures(bench, tmp_path):
+    bench.lesson_200 = {"graded": lesson_figures(2.5, True, False), "graded_checks": lesson_figures(3.6, True, True)}
     saved = json.loads(json.dumps(bench.figures(), default=str))
     again = gt.Bench.from_figures(saved)
     assert gt.markdown(again) == gt.markdown(bench)

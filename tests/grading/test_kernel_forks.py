@@ -173,3 +173,21 @@ def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
 ])
 def test_a_dead_kernels_reason_says_how_it_ended(ending, words):
     assert words in outcome.kernel_death(ending)
+
+
+NOTEBOOK_SENSITIVE = ("fastcore", "fastai", "fastprogress", "fasthtml", "tqdm.auto", "tqdm.autonotebook", "tqdm.notebook",
+                      "matplotlib.pyplot")
+"""Libraries that look for an IPython shell when imported: a fork server that imported them would hand every
+kernel the answer it got outside a notebook."""
+
+
+def test_the_fork_servers_preload_imports_nothing_that_looks_for_a_notebook():
+    from autograder.grading.sandbox import kernel_forks
+
+    code = "import importlib, sys\nfor name in sys.argv[1:]: importlib.import_module(name)\nprint(' '.join(sorted(sys.modules)))"
+    shown = subprocess.run([sys.executable, "-c", code, *kernel_forks.PRELOAD], capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    loaded = set(shown.stdout.split())
+    assert {"yaml", "starlette.routing", "torch", "ipykernel.kernelapp"} <= loaded
+    assert not [name for name in loaded if name.split(".")[0] in NOTEBOOK_SENSITIVE or name in NOTEBOOK_SENSITIVE], (
+        "a preloaded library imports one that looks for a notebook")
