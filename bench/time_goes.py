@@ -61,13 +61,10 @@ def _lesson(lesson: dict, lesson_200: dict) -> list[str]:
              "| part | CPU s per notebook | runs |", "| --- | ---: | --- |"]
     names = {"all": "every cell, no hidden checks", "graded": "up to the last graded cell, no hidden checks",
              "graded_checks": "up to the last graded cell, the hidden checks run in the kernel"}
-    for key, name in names.items():
-        if key in lesson:
-            lines.append(f"| {name} | {lesson[key]['cpu']:.2f} | {', '.join(f'{r:.2f}' for r in lesson[key]['runs'])} |")
-    for key, name in names.items():
-        if key in lesson_200:
-            lines.append(f"| {name}, before the 200-submission run | {lesson_200[key]['cpu']:.2f} |"
-                         f" {', '.join(f'{r:.2f}' for r in lesson_200[key]['runs'])} |")
+    for measured, when in ((lesson, ""), (lesson_200, ", before the 200-submission run")):
+        for key, name in names.items():
+            if key in measured:
+                lines.append(f"| {name}{when} | {measured[key]['cpu']:.2f} | {', '.join(f'{r:.2f}' for r in measured[key]['runs'])} |")
     if "all" in lesson:
         slowest = "; ".join(f"`{line[:50]}` {seconds:.1f} s" for seconds, line in lesson["all"]["slowest"][:5])
         lines += ["", f"Slowest cells of the whole lesson (wall, first run): {slowest}."]

@@ -100,7 +100,7 @@ def warm_up() -> None:
 
     import nbgrader.api  # noqa: F401 - declares the gradebook's tables and mappers
 
-    for relax_add_props in (False, True):  # nbconvert validates after each preprocessor with relaxed properties
+    for relax_add_props in (False, True):  # nbconvert validates after its preprocessors with relaxed properties
         get_validator(v4.nbformat, v4.nbformat_minor, relax_add_props=relax_add_props)
     nbformat.validate(v4.new_notebook(cells=[v4.new_markdown_cell("warm-up"), v4.new_code_cell("1", outputs=[
         v4.new_output("stream", name="stdout", text="1\n"), v4.new_output("execute_result", data={"text/plain": "1"}),
