@@ -143,3 +143,12 @@ def test_rows_that_did_not_run_are_reported_as_such():
     report = gt.markdown(run)
     assert "did not run" in report
     assert all(bar.verdict == "not measured" for bar in gt.bars(run))
+
+
+def test_the_two_sides_of_each_bar_run_one_right_after_the_other():
+    """The machine drifts over tens of minutes: a bar's ratio divides rows measured next to each other."""
+    bar_ratios = ("j2_all_vs_nbgrader_throughput", "j1_all_vs_bare_wall")
+    compared = {frozenset(gt.RATIO_PAIRS[name][:2]) for name in bar_ratios} | {frozenset(("lesson", "j2"))}
+    assert compared <= {frozenset(pair) for pair in gt.PAIRED_ROWS}
+    for first, second in gt.PAIRED_ROWS:
+        assert abs(gt.ALL_ROWS.index(first) - gt.ALL_ROWS.index(second)) == 1, (first, second)
