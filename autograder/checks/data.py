@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 
-import torch
-
 from autograder.data import (
     ARCHIVE_ENV_VAR,
     DataError,
@@ -70,7 +68,7 @@ def require_sample(assignment: str) -> None:
     Grading without it would score every submission below full points ("could not run"), so a batch
     refuses to start instead. Never provisions or downloads.
     """
-    from autograder.checks.runner import assignment_needs_sample
+    from autograder.checks.declared import assignment_needs_sample
 
     if not assignment_needs_sample(assignment):
         return
@@ -90,6 +88,8 @@ def preload_real_sample() -> bool:
     forks must not have started OpenMP's worker threads, or its children hang in their first parallel operation.
     """
     if "cpu" not in _loaded and mnist_sample_dir().is_dir():
+        import torch
+
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:

@@ -39,7 +39,7 @@ BLANKS = ("update",)
 UPDATES_PARAMETERS: tuple[str, ...] = ("update",)
 """Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = False
-"""False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
+"""False: no check uses the real MNIST sample (see `declared.assignment_needs_sample`)."""
 
 
 def _setup(device, dtype=torch.float32, seed=42, n=100):

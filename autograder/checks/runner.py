@@ -14,7 +14,6 @@ import functools
 import io
 import os
 import pkgutil
-import re
 from importlib import import_module
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -25,11 +24,10 @@ import torch
 
 from autograder.checks.compare import UPDATES_PARAMETERS
 from autograder.checks.data import COULD_NOT_RUN, CheckCouldNotRun
+from autograder.checks.declared import CHECK_MODULES
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.device import get_device
 
-CHECK_MODULES = ("gradient_descent", "linear_regression", "pixel_similarity", "mnist_sgd")
-"""One check module (or package) per assignment, named like the reference module it compares against."""
 
 MESSAGE_LIMIT = 300
 
@@ -102,18 +100,6 @@ def _skip_reason(report: pytest.TestReport) -> str:
 def _could_not_run(reason: str) -> str:
     """The message of a check that could not run, e.g. ``could not run: the MNIST sample is not provisioned...``."""
     return _first_line(reason if reason.startswith(COULD_NOT_RUN) else f"{COULD_NOT_RUN}: {reason}")
-
-
-def assignment_needs_sample(assignment: str) -> bool:
-    """Whether ``assignment``'s checks need the real MNIST sample (its check module's ``NEEDS_MNIST_SAMPLE``).
-
-    The check module is the assignment's name without its number: ``04_mnist_sgd`` -> ``mnist_sgd``. An
-    assignment without a check module needs nothing.
-    """
-    module_name = re.sub(r"^\d+_", "", assignment)
-    if module_name not in CHECK_MODULES:
-        return False
-    return bool(getattr(import_module(f"autograder.checks.{module_name}"), "NEEDS_MNIST_SAMPLE", False))
 
 
 class _ChecksPlugin:

@@ -102,7 +102,7 @@ def _add(archive: zipfile.ZipFile, name: str, content: bytes, mode: int = READAB
 
 
 def _needs_sample(assignment: str) -> bool:
-    from autograder.checks.runner import assignment_needs_sample
+    from autograder.checks.declared import assignment_needs_sample
 
     return assignment_needs_sample(assignment)
 

@@ -59,7 +59,7 @@ def provision(container: Container, config: ZipConfig) -> Path | None:
     Raises:
         PrepareError: the assignment needs the sample and none can be had, or the archive is unreadable.
     """
-    from autograder.checks.runner import assignment_needs_sample
+    from autograder.checks.declared import assignment_needs_sample
     from autograder.data import DataError, load_mnist_sample, provision_mnist_sample
 
     archive = container.data_archive
@@ -88,7 +88,7 @@ def build_gradebook(container: Container, assignment: str) -> Path:
 
 def warm_up(container: Container, assignment: str) -> None:
     """Import the grading stack and the assignment's checks once, and compile the package's bytecode."""
-    from autograder.checks.runner import CHECK_MODULES
+    from autograder.checks.declared import CHECK_MODULES
 
     for name in WARM_IMPORTS:
         importlib.import_module(name)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from catalog import GENERIC_MESSAGES, all_alternatives, all_mutants, load_catalogs
 
 from autograder.checks import known_blanks
-from autograder.checks.runner import CHECK_MODULES
+from autograder.checks.declared import CHECK_MODULES
 
 
 def test_there_is_one_catalog_per_assignment_with_only_its_own_blanks():

@@ -24,7 +24,8 @@ from autograder import cli
 from autograder.checks import check, run_checks
 from autograder.checks.data import NOT_PROVISIONED, require_sample
 from autograder.checks.report import format_report
-from autograder.checks.runner import _ChecksPlugin, assignment_needs_sample
+from autograder.checks.declared import assignment_needs_sample
+from autograder.checks.runner import _ChecksPlugin
 from autograder.course import scratch_course
 from autograder.grading import commands
 from autograder.data import ARCHIVE_ENV_VAR, DataError

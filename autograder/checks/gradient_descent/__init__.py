@@ -44,7 +44,7 @@ BLANKS = ("mse", "mae", "gd_step", "fit_quadratic", "double_relu", "apply_step")
 UPDATES_PARAMETERS: tuple[str, ...] = ("gd_step", "fit_quadratic", "apply_step")
 """Blanks that update parameters in place: an in-place error there means a step outside ``torch.no_grad()``."""
 NEEDS_MNIST_SAMPLE = False
-"""False: no check uses the real MNIST sample (see `runner.assignment_needs_sample`)."""
+"""False: no check uses the real MNIST sample (see `declared.assignment_needs_sample`)."""
 
 __all__ = [
     "BLANKS", "LOSSES", "NEEDS_MNIST_SAMPLE", "OTHER_COASTER_LR", "OTHER_COASTER_START", "OTHER_START", "UPDATES_PARAMETERS",

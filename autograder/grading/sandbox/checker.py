@@ -18,11 +18,11 @@ import os
 import socket
 import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from autograder.grading.sandbox.checker_config import CheckerConfig
 from autograder.grading.sandbox.lifetime import watch_parent
 from autograder.grading.sandbox.peer import ChannelError, Peer, Remote
 
@@ -30,23 +30,6 @@ MATH_THREADS = 1
 """The checker's torch threads, whatever the kernel's: its tensors are small (a batch of 256 images at most), and the
 calls into the kernel come between its operations, so a second thread would only spin in OpenMP's wait loop
 (at ``-j 1``, where each kernel gets two threads, that spinning cost more CPU than all of the checks)."""
-
-
-@dataclass(frozen=True)
-class CheckerConfig:
-    """Where to listen, what the blanks are worth, and where to put the reports."""
-
-    socket_path: str
-    reports: str
-    points: dict[str, float]
-    device: str | None = None
-
-    @classmethod
-    def load(cls, path: Path) -> "CheckerConfig":
-        return cls(**json.loads(Path(path).read_text()))
-
-    def save(self, path: Path) -> None:
-        Path(path).write_text(json.dumps(self.__dict__))
 
 
 def _save_report(folder: Path, blank: str, report: dict) -> None:

@@ -22,6 +22,7 @@ before any student code runs (``kernel_boot.enter_sandbox``).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pwd
@@ -34,9 +35,9 @@ from pathlib import Path
 
 import autograder
 from autograder.grading import processes
-from autograder.grading.sandbox import checker as checker_module
 from autograder.grading.nbgrader_worker import KERNEL_IPC_ENV
-from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer
+from autograder.grading.sandbox import kernel_boot, kernel_forks, namespaces, peer_files
+from autograder.grading.sandbox.checker_config import CheckerConfig
 from autograder.grading.sandbox.shared_data import stage_data, stage_matplotlib
 from autograder.grading.sandbox.kernel_boot import OUTPUT_REFUSAL
 
@@ -94,8 +95,9 @@ def sandbox_user(isolated: bool = False) -> tuple[int, int] | None:
     except KeyError:
         return None
     bound = namespaces.python_paths() if isolated else ["/"]
-    for module in (os, shutil, peer.torch):
-        real = os.path.realpath(module.__file__)
+    torch_file = importlib.util.find_spec("torch").origin  # where the kernel imports torch from, without importing it here
+    for file in (os.__file__, shutil.__file__, torch_file):
+        real = os.path.realpath(file)
         below = next((os.path.realpath(folder) for folder in bound if namespaces.inside(real, os.path.realpath(folder))), None)
         if below is None or not _readable_by_others(Path(real), below):
             return None
@@ -219,7 +221,7 @@ def build_sandbox(
     sandbox = Sandbox(work, channel, kernel, private, channel / "checker.sock", private / "reports", private / "violations.log",
                       private / "kernel.pid", private / "kernel.exit", private / "checker.json", env, user[0] if user else None)
     device = "cpu" if isolate else os.environ.get("AUTOGRADER_DEVICE")  # a sandbox's /dev has no GPU: tensors sent to its kernel stay on the CPU
-    checker_module.CheckerConfig(str(sandbox.socket), str(sandbox.reports), points, device).save(sandbox.checker_config)
+    CheckerConfig(str(sandbox.socket), str(sandbox.reports), points, device).save(sandbox.checker_config)
     boot_config = work / "jupyter" / "sandbox.json"
     _kernel_spec(work / "jupyter", boot_config)
     config = _boot_config(sandbox, course_root, data, matplotlib_folder, fork_server, output_bytes, memory_bytes, user)
@@ -268,11 +270,11 @@ def _boot_config(
     """What ``kernel_boot.py`` reads (``jupyter/sandbox.json``); ``holder_pid`` is set once the namespace sandbox runs."""
     return {
         "scratch": str(sandbox.kernel),
-        "readable": [*_readable_roots(data), str(matplotlib_folder), *kernel_boot.SOURCE_FILES, *kernel_forks.SOURCE_FILES, *peer.SOURCE_FILES],  # shown in tracebacks
+        "readable": [*_readable_roots(data), str(matplotlib_folder), *kernel_boot.SOURCE_FILES, *kernel_forks.SOURCE_FILES, *peer_files.SOURCE_FILES],  # shown in tracebacks
         "denied": [str(course_root.resolve()), str(Path(autograder.__file__).parent.resolve()), str(sandbox.work.parent.resolve())],
         "libraries": library_folders(),
         "socket": str(sandbox.socket),
-        "peer": peer.__file__,
+        "peer": peer_files.PEER,
         "violations": str(sandbox.violations),
         "fork_server": str(fork_server) if fork_server is not None else None,
         "kernel_pid": str(sandbox.kernel_pid),
@@ -347,4 +349,4 @@ def disk_usage(folder: Path) -> int:
     return total
 
 
-__all__ = ["OUTPUT_REFUSAL", "Sandbox", "build_sandbox", "disk_usage", "kernel_ending", "reports", "sandbox_user", "violations", "checker_module"]
+__all__ = ["OUTPUT_REFUSAL", "Sandbox", "build_sandbox", "disk_usage", "kernel_ending", "reports", "sandbox_user", "violations"]

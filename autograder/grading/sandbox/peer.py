@@ -56,10 +56,11 @@ def _sibling(name: str) -> types.ModuleType:
     return module
 
 
-wire, proxies, origins, tracking = (_sibling(name) for name in ("peer_wire", "peer_proxies", "peer_origins", "peer_tracking"))
+files = _sibling("peer_files")
+wire, proxies, origins, tracking = (_sibling(name) for name in files.SIBLINGS)
 ChannelError, RemoteError, as_list, as_str = wire.ChannelError, wire.RemoteError, wire.as_list, wire.as_str
 Bridge, Remote, RemoteMethod = proxies.Bridge, proxies.Remote, proxies.RemoteMethod
-SOURCE_FILES = (__file__, wire.__file__, proxies.__file__, origins.__file__, tracking.__file__)
+SOURCE_FILES = files.SOURCE_FILES
 """This file and its siblings': the kernel may read them (its tracebacks show their lines)."""
 KEPT_GRAPHS = 4096
 
