@@ -85,7 +85,11 @@ def _budget(budget: dict | None, ratios: dict) -> list[str]:
         lines.append(f"In the 200-submission run, start-up spread over 200: {budget['grader_200']:.2f} CPU s per submission,"
                      f" {budget['ratio_200']:.2f}x what is needed ({budget['needed_200']:.2f} CPU s: the lesson's graded part and"
                      " the hidden checks measured again right before that run).")
-    if budget.get("marginal") is not None:
+    if budget.get("marginal") is not None and budget["startup"] < 0:
+        lines.append(f"No split of start-up from each submission: solved from the two runs (CPU in all = start-up + N x per"
+                     f" submission), start-up comes out below zero ({budget['startup']:.1f} CPU s per batch), so the machine's"
+                     " drift between them is larger than the start-up itself.")
+    elif budget.get("marginal") is not None:
         lines.append(f"Split from the two runs (CPU in all = start-up + N x per submission; they ran minutes apart): start-up"
                      f" {budget['startup']:.1f} CPU s per batch, then {budget['marginal']:.2f} CPU s per submission,"
                      f" {budget['ratio_marginal']:.2f}x what is needed.")

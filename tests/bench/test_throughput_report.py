@@ -92,6 +92,14 @@ def test_the_cpu_budget_splits_start_up_from_each_submission(bench):
     assert "start-up 10.0 CPU s per batch, then 4.00 CPU s per submission, 1.33x what is needed" in text
 
 
+def test_no_split_is_given_when_the_drift_between_the_runs_exceeds_the_start_up(bench):
+    bench.rows["j2_200"] = row("j2_200", 420.0, n=200, cpu=1000.0)  # 90 = S + 20 m and 1000 = S + 200 m: S < 0
+    budget = gt.cpu_budget(bench)
+    assert budget["startup"] < 0
+    text = "\n".join(gt.markdown(bench).splitlines())
+    assert "No split of start-up from each submission" in text and "CPU s per batch, then" not in text
+
+
 def test_each_bar_has_its_measured_value_and_verdict(bench):
     shown = [(bar.name.split(" ")[0], bar.measured, bar.bar, bar.verdict) for bar in gt.bars(bench)]
     assert shown == [
