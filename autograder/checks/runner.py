@@ -28,7 +28,6 @@ from autograder.checks.declared import CHECK_MODULES
 from autograder.checks.results import BlankReport, CheckResult
 from autograder.device import get_device
 
-
 MESSAGE_LIMIT = 300
 
 

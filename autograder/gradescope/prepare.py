@@ -15,7 +15,6 @@ import compileall
 import hashlib
 import importlib
 import os
-import re
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -88,12 +87,12 @@ def build_gradebook(container: Container, assignment: str) -> Path:
 
 def warm_up(container: Container, assignment: str) -> None:
     """Import the grading stack and the assignment's checks once, and compile the package's bytecode."""
-    from autograder.checks.declared import CHECK_MODULES
+    from autograder.checks.declared import check_module_of
 
     for name in WARM_IMPORTS:
         importlib.import_module(name)
-    module = re.sub(r"^\d+_", "", assignment)
-    if module in CHECK_MODULES:
+    module = check_module_of(assignment)
+    if module is not None:
         importlib.import_module(f"autograder.checks.{module}")
     compileall.compile_dir(str(container.lib), quiet=1)
 
