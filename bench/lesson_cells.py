@@ -42,6 +42,9 @@ HIDDEN_TESTS = re.compile(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", r
 CPU_PROBE = "import resource as _r; _u = _r.getrusage(_r.RUSAGE_SELF); print('CPU', _u.ru_utime + _u.ru_stime)"
 CHECKS_WARM_UP = "from autograder.checks import check\nfrom autograder.checks.runner import warm_up as _warm_up\n_warm_up()"
 MATH_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+IOPUB_SECONDS = 60
+"""How long nbclient waits for a cell's output after the cell ended (its default, 4 s, can pass on a loaded
+machine, and the probe's reading would be lost): a reading still missing then is an error, never a silent gap."""
 
 
 @dataclass
@@ -87,14 +90,30 @@ def lesson_notebook(graded_part: bool = False, with_checks: bool = False) -> nbf
     return nb
 
 
+def probe_reading(probe: nbformat.NotebookNode) -> float:
+    """The CPU seconds a probe cell printed. Its line may arrive split over several stream outputs (the kernel
+    flushes its stdout on a timer, between ``print``'s writes, when the machine is busy).
+
+    Raises:
+        RuntimeError: the probe printed nothing, or something other than ``CPU <seconds>``.
+    """
+    text = "".join(output.get("text", "") for output in probe.get("outputs", [])
+                   if output.get("output_type") == "stream" and output.get("name") == "stdout")
+    words = text.split()
+    if len(words) != 2 or words[0] != "CPU":
+        raise RuntimeError(f"the CPU probe printed {text!r}, not 'CPU <seconds>'")
+    return float(words[1])
+
+
 def run_once(threads: int, timeout: int, graded_part: bool = False, with_checks: bool = False) -> tuple[float, list[tuple[float, str]]]:
     """Execute the lesson once; returns (kernel CPU seconds after the imports, [(cell seconds, first line)])."""
     nb = lesson_notebook(graded_part, with_checks)
     env = {**os.environ, **{name: str(threads) for name in MATH_THREADS}}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+                            iopub_timeout=IOPUB_SECONDS, raise_on_iopub_timeout=True)
     client.execute(env=env)
     probes = [cell for cell in nb.cells if cell.cell_type == "code" and cell.source == CPU_PROBE]
-    readings = [float(probe.outputs[0]["text"].split()[1]) for probe in probes]
+    readings = [probe_reading(probe) for probe in probes]
     cells = []
     for cell in nb.cells[nb.cells.index(probes[0]) + 1:]:  # after the imports
         timing = cell.get("metadata", {}).get("execution", {})
