@@ -50,7 +50,8 @@ class ForkServer:
         channel = processes.channel_folder()
         config = channel / "server.json"
         with fork_server.listening(channel / "forks.sock") as listener, open(shared / FORK_SERVER_LOG, "ab") as log:
-            config.write_text(json.dumps({"listener_fd": listener.fileno(), "preload": list(kernel_forks.PRELOAD)}))
+            config.write_text(json.dumps({"listener_fd": listener.fileno(), "preload": list(kernel_forks.PRELOAD),
+                                          "preload_as_in_a_notebook": list(kernel_forks.PRELOAD_AS_IN_A_NOTEBOOK)}))
             argv = [sys.executable, "-I", kernel_forks.__file__, str(config)]
             process = processes.start(argv, Path(env["HOME"]), env, log, pass_fds=[listener.fileno()])
         return cls(channel / "forks.sock", process)

@@ -191,3 +191,31 @@ def test_the_fork_servers_preload_imports_nothing_that_looks_for_a_notebook():
     assert {"yaml", "starlette.routing", "torch", "ipykernel.kernelapp"} <= loaded
     assert not [name for name in loaded if name.split(".")[0] in NOTEBOOK_SENSITIVE or name in NOTEBOOK_SENSITIVE], (
         "a preloaded library imports one that looks for a notebook")
+
+
+AS_IN_A_NOTEBOOK_PROBES = {
+    "preloaded": "import sys; print('fastai.vision.all' in sys.modules, 'matplotlib.pyplot' in sys.modules)",
+    "notebook": ("import warnings\nwarnings.filterwarnings('ignore')  # fastai's import-time notice, shown when the kernel imports it\n"
+                 "from fastai.vision.all import *\nimport fastcore.imports, fastprogress.core, fastprogress.fastprogress as bars\n"
+                 "print(fastcore.imports.IN_NOTEBOOK, fastcore.imports.IN_JUPYTER, fastprogress.core.IN_NOTEBOOK, "
+                 "bars.progress_bar.__name__, bars.master_bar.__name__)"),
+    "shell": "print(type(get_ipython()).__module__, type(get_ipython()).__name__)",
+    "folder": "import os; print(URLs.LOCAL_PATH == Path(os.getcwd()), fastai_path('data').parent == Path(os.environ['FASTAI_HOME']))",
+    "figure": "import matplotlib, matplotlib.pyplot as plt; plt.plot([1, 2]); plt.show(); print(matplotlib.get_backend())",
+}
+
+
+def test_a_forked_kernel_finds_the_notebook_libraries_imported_as_its_own_import_would(tmp_path, forks):
+    """fastai, fastprogress and pyplot come preloaded, yet answer exactly as when the kernel imports them itself."""
+    forked = _drive(_sandbox(tmp_path, forks.socket), tmp_path / "course", "shutdown", AS_IN_A_NOTEBOOK_PROBES)
+    alone = _drive(_sandbox(tmp_path / "alone", tmp_path / "no-such-server.sock"), tmp_path / "alone" / "course", "shutdown",
+                   AS_IN_A_NOTEBOOK_PROBES)
+    assert forked.pop("preloaded") == "True True" and alone.pop("preloaded") == "False False"
+    expected = {
+        "notebook": "True True True NBProgressBar NBMasterBar",
+        "shell": "ipykernel.zmqshell ZMQInteractiveShell",
+        "folder": "True True",
+        "figure": "module://matplotlib_inline.backend_inline",
+    }
+    assert {name: forked[name] for name in expected} == expected
+    assert {name: alone[name] for name in expected} == expected

@@ -21,14 +21,18 @@ stand-in is what Jupyter started and signals:
   finds it to measure and kill it, and, once the kernel has ended, how it ended (exit code or signal) to its
   ``kernel_exit`` file, from which the grader says why a kernel died.
 
-Only library modules whose import does not depend on the kernel are preloaded: none that looks for an
-IPython shell when imported (fastai's progress bars, tqdm's notebook detection, pyplot's backend). Each
-kernel is a fresh fork: nothing passes from one submission's kernel to another. When the server cannot be
-reached, the kernel boots on its own, as without a server.
+Libraries that look for an IPython shell when imported (fastcore's ``IN_NOTEBOOK``, fastprogress's choice of
+progress bar) are imported last, ``PRELOAD_AS_IN_A_NOTEBOOK``, while ``get_ipython()`` answers with a stand-in
+of the shell every forked child becomes (``_as_in_a_notebook``); what they read of the process's folder at
+import is read again in the child (``_as_if_imported_here``). Each kernel is a fresh fork: nothing passes from
+one submission's kernel to another. When the server cannot be reached, the kernel boots on its own, as
+without a server.
 """
 
 from __future__ import annotations
 
+import builtins
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -39,6 +43,8 @@ import socket
 import sys
 import threading
 import types
+import warnings
+from collections.abc import Iterator
 
 PRELOAD = (
     "torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "sklearn.model_selection", "matplotlib", "matplotlib.figure",
@@ -51,10 +57,13 @@ PRELOAD = (
     "starlette.middleware.sessions", "starlette.middleware.trustedhost", "starlette.requests", "starlette.responses",
     "starlette.routing", "starlette.staticfiles", "starlette.websockets",
 )
-"""Imported once by the server; each forked kernel finds them in ``sys.modules``. With them, the rest of
-``from fastai.vision.all import *`` (fastcore, fastai, fastprogress, fasthtml: they look for a notebook when
-imported) takes about 0.10 CPU s outside a kernel (0.13 s without the starlette line's libraries, 4 s with nothing
-preloaded); ``matplotlib.pyplot`` itself is left out, since it chooses its backend when imported."""
+"""Imported once by the server, first; each forked kernel finds them in ``sys.modules``. None of them looks for
+a notebook when imported."""
+PRELOAD_AS_IN_A_NOTEBOOK = ("fastai.vision.all", "matplotlib.pyplot")
+"""Imported by the server after ``PRELOAD``, as in a notebook's kernel (``_as_in_a_notebook``): a cell's
+``from fastai.vision.all import *`` then costs a sandboxed kernel about 0.003 CPU s instead of 0.15 to 0.23.
+pyplot picks no backend when imported: the kernel's first figure does, from
+``MPLBACKEND`` (the inline backend, as in the server's environment)."""
 PASSED_FDS = 5  # stdin, stdout, stderr, lifeline (read end), deathwatch (write end)
 SERVER_WAIT_SECONDS = 30
 """How long a stand-in waits for the server (still importing at the start of a batch) before booting on its own."""
@@ -171,12 +180,45 @@ def serve(config: dict) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     kernel_boot = _load_sibling("kernel_boot")
     kernel_boot.load_joining()
-    for name in config.get("preload", PRELOAD):
+    _preload(config.get("preload", PRELOAD))
+    with _as_in_a_notebook():
+        _preload(config.get("preload_as_in_a_notebook", PRELOAD_AS_IN_A_NOTEBOOK))
+    fork_server.serve(listener, KernelForking(kernel_boot), "fork server")
+
+
+def _preload(names: list[str]) -> None:
+    for name in names:
         try:
-            importlib.import_module(name)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a library's import-time notice is the kernel's to show, not the server's
+                importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a missing library is imported (or not) by the kernel itself
             print(f"fork server: not preloading {name}: {error}", file=sys.stderr, flush=True)
-    fork_server.serve(listener, KernelForking(kernel_boot), "fork server")
+
+
+class ZMQInteractiveShell:
+    """Stands in for ipykernel's shell while the server imports ``PRELOAD_AS_IN_A_NOTEBOOK``: those libraries
+    decide whether they run in a notebook from the name of ``get_ipython()``'s class (and its bases' names)."""
+
+
+@contextlib.contextmanager
+def _as_in_a_notebook() -> Iterator[None]:
+    """``get_ipython()`` answers with a ``ZMQInteractiveShell`` stand-in meanwhile, as it will in every kernel
+    forked from this process; afterwards the name is gone again (a kernel's shell defines its own)."""
+    shell = ZMQInteractiveShell()
+    builtins.get_ipython = lambda: shell
+    try:
+        yield
+    finally:
+        del builtins.get_ipython
+
+
+def _as_if_imported_here() -> None:
+    """In a forked kernel, once in its own folder: what a preloaded library read of the server's folder when
+    imported, read again (fastai's ``URLs.LOCAL_PATH``, where ``URLs.path`` looks for a dataset first)."""
+    external = sys.modules.get("fastai.data.external")
+    if external is not None:
+        external.URLs.LOCAL_PATH = type(external.URLs.LOCAL_PATH).cwd()
 
 
 def _become_kernel(request: dict, fds: list[int], kernel_boot: types.ModuleType) -> None:
@@ -205,6 +247,8 @@ def _become_kernel(request: dict, fds: list[int], kernel_boot: types.ModuleType)
         argv, log_fd, peer_module = kernel_boot.enter_sandbox(config, argv, [lifeline, deathwatch])
         joined = (log_fd, peer_module)
     threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True).start()
+    os.chdir(config["scratch"])  # where boot puts the kernel too
+    _as_if_imported_here()
     kernel_boot.boot(config, argv, joined)
 
 
