@@ -1,19 +1,24 @@
-"""Reference for assignment 04_mnist_sgd: a linear model and a small net trained by hand-written SGD."""
+"""Reference for assignment 04_mnist_sgd: a linear model and a small net trained by hand-written SGD.
+
+The model ``Linear1`` and the minibatches ``TensorBatches`` are defined with the sandbox's channel
+(``peer_values.py``), which sends them to a student's kernel by value; neither is an answer to a blank.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from autograder.grading.sandbox.peer_values import BATCH_SIZE, Linear1, TensorBatches, linear1
+
+__all__ = ["BATCH_SIZE", "BasicOptim", "Linear1", "TensorBatches", "batch_accuracy", "calc_grad", "init_params", "linear1",
+           "mnist_loss", "params_of", "sigmoid", "simple_net", "train_epoch", "train_model", "validate_epoch"]
+
 Model = Callable[[Tensor], Tensor]
 LossFunc = Callable[[Tensor, Tensor], Tensor]
 Batches = Iterable[tuple[Tensor, Tensor]]
-
-BATCH_SIZE = 256
-
 
 def sigmoid(x: Tensor) -> Tensor:
     """The logistic function ``1 / (1 + exp(-x))``, squashing any number into (0, 1)."""
@@ -33,24 +38,6 @@ def mnist_loss(predictions: Tensor, targets: Tensor) -> Tensor:
 def init_params(size: int | tuple[int, ...], std: float = 1.0, device: str | torch.device = "cpu") -> Tensor:
     """A leaf tensor of shape ``size`` drawn from N(0, std**2) with the global generator, requiring grad."""
     return (torch.randn(size) * std).to(device).requires_grad_()
-
-
-def linear1(xb: Tensor, weights: Tensor, bias: Tensor) -> Tensor:
-    """The linear model ``xb @ weights + bias``: (n, 784) @ (784, 1) + (1,) -> (n, 1)."""
-    return xb @ weights + bias
-
-
-class Linear1:
-    """``linear1`` bound to its parameters: a callable model with a ``parameters()`` list, like ``nn.Linear``."""
-
-    def __init__(self, weights: Tensor, bias: Tensor) -> None:
-        self.weights, self.bias = weights, bias
-
-    def __call__(self, xb: Tensor) -> Tensor:
-        return linear1(xb, self.weights, self.bias)
-
-    def parameters(self) -> list[Tensor]:
-        return [self.weights, self.bias]
 
 
 def calc_grad(xb: Tensor, yb: Tensor, model: Model, loss_func: LossFunc = mnist_loss) -> Tensor:
@@ -120,35 +107,6 @@ def train_model(
 def simple_net(hidden: int = 30) -> nn.Sequential:
     """The lesson's small neural net: ``Linear(784, hidden)``, ReLU, ``Linear(hidden, 1)``."""
     return nn.Sequential(nn.Linear(28 * 28, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-
-@dataclass
-class TensorBatches:
-    """Minibatches sliced straight from tensors already on the device (no per-item Python work).
-
-    Iterating yields ``(x[idx], y[idx])`` for consecutive slices of ``batch_size`` rows. With ``shuffle``,
-    each pass draws a new permutation from ``generator``, so a seeded generator repeats the same order.
-    """
-
-    x: Tensor
-    y: Tensor
-    batch_size: int = BATCH_SIZE
-    shuffle: bool = False
-    generator: torch.Generator | None = field(default=None, repr=False)
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.x)
-        if self.shuffle:
-            order = torch.randperm(n, generator=self.generator).to(self.x.device)
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                yield self.x[idx], self.y[idx]
-        else:
-            for start in range(0, n, self.batch_size):
-                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        return (len(self.x) + self.batch_size - 1) // self.batch_size
 
 
 def params_of(model: Model) -> Sequence[Tensor]:

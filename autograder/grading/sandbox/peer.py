@@ -10,6 +10,8 @@ What crosses the channel:
 
 - plain data (None, bool, int, float, str, lists, tuples, dicts, numpy arrays, dtypes) by value;
 - tensors by value (dtype, shape, device, bytes), with ``requires_grad`` and ``.grad``;
+- the model and the batches of the reference (``Linear1``, ``TensorBatches``) by value, field by field, as
+  objects of the receiver's own copy of their classes (``peer_values.py``);
 - every other object as a *handle*: the receiver gets a ``Remote`` proxy whose calls, public attributes
   and a few protocols (iteration, ``len``, indexing, ``float``) are forwarded to the owner. Names that
   start with ``_`` are never forwarded, and handles die with their connection. A handle lists the public
@@ -57,7 +59,7 @@ def _sibling(name: str) -> types.ModuleType:
 
 
 files = _sibling("peer_files")
-wire, proxies, origins, tracking = (_sibling(name) for name in files.SIBLINGS)
+wire, proxies, origins, tracking, values = (_sibling(name) for name in files.SIBLINGS)
 ChannelError, RemoteError, as_list, as_str = wire.ChannelError, wire.RemoteError, wire.as_list, wire.as_str
 Bridge, Remote, RemoteMethod = proxies.Bridge, proxies.Remote, proxies.RemoteMethod
 SOURCE_FILES = files.SOURCE_FILES
@@ -142,6 +144,12 @@ class Peer:
         numpy_value = wire.numpy_value(value)
         if numpy_value is not None:
             return self.encode(numpy_value, buffers, scope, depth + 1)
+        fields = values.fields_of(value)
+        if fields is not None:
+            return {"~": "value", "type": kind.__name__, "fields": [
+                [name, self.encode(field, buffers, None if name in values.COPIED_FIELDS else scope, depth + 1)]
+                for name, field in fields.items()
+            ]}
         handle = self._new_key("h")
         self.lent[handle] = value
         entry = {"~": "obj", "h": handle, "label": wire.label(value)}
@@ -183,12 +191,27 @@ class Peer:
             if len(parts) != 3:
                 raise ChannelError("malformed slice")
             return slice(*parts)
+        if kind == "value":
+            return self._decode_value(value, buffers, scope, depth)
         if kind == "obj":
             handle = as_str(value.get("h"))
             if handle in self.lent:  # our own object coming back
                 return self.lent[handle]
             return Remote(self, handle, as_str(value.get("label", "object"))[:80], wire.method_names(value.get("methods", [])))
         raise ChannelError(f"unknown value kind {kind!r}")
+
+    def _decode_value(self, value: dict, buffers: list, scope: dict | None, depth: int) -> Any:
+        """The receiver's copy of an object sent by value (``peer_values.py``)."""
+        fields = {}
+        for pair in as_list(value.get("fields")):
+            if not isinstance(pair, list) or len(pair) != 2 or not isinstance(pair[0], str):
+                raise ChannelError("malformed field")
+            name = pair[0]
+            fields[name] = self.decode(pair[1], buffers, None if name in values.COPIED_FIELDS else scope, depth + 1)
+        try:
+            return values.rebuild(as_str(value.get("type")), fields)
+        except values.MalformedValue as error:
+            raise ChannelError(str(error)) from error
 
     def _decode_tensor(self, entry: dict, buffers: list, scope: dict | None) -> torch.Tensor:
         back = entry.get("back")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 FOLDER = os.path.dirname(os.path.abspath(__file__))
-SIBLINGS = ("peer_wire", "peer_proxies", "peer_origins", "peer_tracking")
+SIBLINGS = ("peer_wire", "peer_proxies", "peer_origins", "peer_tracking", "peer_values")
 """The modules ``peer.py`` loads, in order."""
 PEER = os.path.join(FOLDER, "peer.py")
 """The channel's module: the kernel loads it by this path."""

@@ -2,9 +2,9 @@
 
 Part of the channel (``peer.py``, which loads this file by path): standalone, it needs only torch.
 
-A ``train_model`` check lends the student's kernel its batches and model: each batch comes to the kernel by
-value (``next(dl)``), then goes back to the checker as the argument of ``model(xb)``, whose predictions come to
-the kernel and go back again as the argument of ``loss_func(preds, yb)``. Sent back as copies, every batch
+A check lends the student's kernel objects of its own (an optimizer, a loss function that records
+predictions): tensors made on one end go to the other as an argument and often come straight back, as a
+batch handed to a lent model or the predictions handed to a lent loss function. Sent back as copies, they
 would cross twice and every ``loss.backward()`` would cross the channel once per call it went through. So:
 
 - a large tensor that does not require grad, sent by value, is *offered*: the sender keeps it under a key

@@ -1,0 +1,125 @@
+"""The reference's model and batches cross the channel by value (``peer_values.py``).
+
+A check lends the student's kernel a ``Linear1`` and ``TensorBatches``: the kernel gets objects of its own,
+so iterating the batches and calling the model cost no round trip and no batch's bytes, while the model's
+parameters stay shared with the checker (tracked) and the batches come in the order the checker's would.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_channel_references import Channel
+
+from autograder.grading.sandbox import peer_values
+from autograder.grading.sandbox.peer import ChannelError, Peer
+from autograder.reference import mnist_sgd as ms
+
+
+def _data(n: int = 600) -> tuple[torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    return torch.rand(n, 784), (torch.rand(n, 1) > 0.5).float()
+
+
+def _model() -> ms.Linear1:
+    torch.manual_seed(1)
+    return ms.Linear1(torch.randn(784, 1, requires_grad=True), torch.randn(1, requires_grad=True))
+
+
+def _shuffled(x: torch.Tensor, y: torch.Tensor, seed: int = 3) -> ms.TensorBatches:
+    return ms.TensorBatches(x, y, 128, shuffle=True, generator=torch.Generator().manual_seed(seed))
+
+
+def predictions_per_pass(model, dl, passes):
+    """A student's function: the model's summed predictions over every batch, for ``passes`` passes."""
+    return [[round(float(model(xb).detach().sum()), 4) for xb, _ in dl] for _ in range(passes)]
+
+
+def test_the_kernel_iterates_the_batches_and_calls_the_model_without_a_round_trip():
+    channel, (x, y) = Channel(), _data()
+    local = predictions_per_pass(_model(), _shuffled(x, y), 2)
+    remote = channel.student(predictions_per_pass)(_model(), _shuffled(x, y), 2)
+    assert remote == local  # the same batches, in the same orders, through the same model
+    assert sum(channel.checker_served.values()) == 0
+    assert channel.bytes_to_checker < 10_000
+
+
+def test_the_receivers_passes_draw_the_orders_the_senders_next_passes_would():
+    channel, (x, y) = Channel(), _data()
+    sent = _shuffled(x, y)
+    received = channel.kernel.decode(*_sent(channel.checker, sent))
+    assert isinstance(received, ms.TensorBatches) and received is not sent and received.generator is not sent.generator
+    for _ in range(2):
+        for (xa, ya), (xb, yb) in zip(received, sent, strict=True):
+            assert torch.equal(xa, xb) and torch.equal(ya, yb)
+
+
+def _sent(sender: Peer, value) -> tuple[dict, list]:
+    buffers: list = []
+    return sender.encode(value, buffers), buffers
+
+
+def train_in_place(model, dl):
+    """A student's training loop on the model it is given: plain SGD at lr 0.1, in place."""
+    for xb, yb in dl:
+        ms.mnist_loss(model(xb), yb).backward()
+        with torch.no_grad():
+            for p in model.parameters():
+                p -= 0.1 * p.grad
+                p.grad = None
+
+
+def test_the_models_parameters_stay_the_senders_own():
+    channel, (x, y) = Channel(), _data()
+    local, remote = _model(), _model()
+    train_in_place(local, ms.TensorBatches(x, y, 128))
+    channel.student(train_in_place)(remote, ms.TensorBatches(x, y, 128))
+    torch.testing.assert_close(remote.weights, local.weights)
+    torch.testing.assert_close(remote.bias, local.bias)
+    assert sum(channel.checker_served.values()) == 0
+
+
+def test_a_subclass_crosses_as_a_handle():
+    class Spied(ms.Linear1):
+        pass
+
+    channel, (x, _) = Channel(), _data(8)
+    model = Spied(*_model().parameters())
+    channel.student(lambda m, xb: m(xb))(model, x)
+    assert channel.checker_served["call"] == 1
+
+
+@pytest.mark.parametrize("fields", [
+    {"type": "Linear1", "fields": [["weights", 1], ["bias", 2]]},
+    {"type": "Linear1", "fields": [["weights", None]]},
+    {"type": "os.system", "fields": []},
+    {"type": "TensorBatches", "fields": [["x", {"~": "list", "items": []}], ["y", None], ["batch_size", 1], ["shuffle", False],
+                                         ["generator", None]]},
+    {"type": "TensorBatches", "fields": "not a list"},
+])
+def test_a_malformed_value_is_refused(fields):
+    kernel = Channel().kernel
+    with pytest.raises(ChannelError):
+        kernel.decode({"~": "value", **fields}, [])
+
+
+@pytest.mark.parametrize("change", [
+    {"batch_size": 0}, {"batch_size": True}, {"shuffle": 1}, {"y": torch.zeros(3, 1)},
+    {"generator": torch.zeros(5, dtype=torch.uint8)}, {"generator": torch.zeros(5)},
+])
+def test_batches_that_cannot_be_iterated_as_sent_are_refused(change):
+    x, y = _data(16)
+    fields = {**peer_values.fields_of(_shuffled(x, y)), **change}
+    with pytest.raises(peer_values.MalformedValue):
+        peer_values.rebuild("TensorBatches", fields)
+
+
+def test_a_training_batch_costs_four_round_trips_and_a_validation_batch_none():
+    """The lesson's loop over the channel: the checker's loss function, ``backward`` through it, ``opt.step()``
+    and ``opt.zero_grad()`` cross it; the batches, the model and the validation do not."""
+    channel, (x, y) = Channel(), _data(1024)
+    model = _model()
+    dl, valid_dl = ms.TensorBatches(x, y, 128, shuffle=True, generator=torch.Generator().manual_seed(0)), ms.TensorBatches(x[:256], y[:256], 128)
+    channel.student(ms.train_model)(model, dl, valid_dl, ms.BasicOptim(model.parameters(), 0.5), 2, ms.mnist_loss)
+    training_batches = 2 * len(dl)
+    assert channel.checker_served == {"call": training_batches, "backward": training_batches, "callmethod": 2 * training_batches}
