@@ -32,7 +32,7 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.DeduplicateIds",
     "nbgrader.preprocessors.OverwriteKernelspec",
     "nbgrader.preprocessors.OverwriteCells",
-    "nbgrader.preprocessors.CheckCellMetadata",
+    "autograder.nbgrader_ext.CheckCellMetadataOnce",
 ]
 
 # Execution: the slowest notebook (04_mnist_sgd) runs in about 40 s on 2 CPU cores, its slowest cell

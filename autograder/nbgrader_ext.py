@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from nbgrader.preprocessors import ClearSolutions, Execute, NbGraderPreprocessor
+import traceback
+
+from nbgrader.nbgraderformat import ValidationError
+from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer
 
 from autograder.nbgrader_cells import grade_id, is_grade, is_solution, is_task
@@ -155,3 +158,22 @@ def gradebook_cells(gradebook, notebook: str, assignment: str) -> list:
         for cell in found.source_cells
         if cell.name in points or cell.name in solutions or cell.name in tasks or cell.locked
     ]
+
+
+class CheckCellMetadataOnce(CheckCellMetadata):
+    """nbgrader's ``CheckCellMetadata`` with this process's validator (``autograder.nbgrader_schema``): the same
+    verdicts, errors and log, without nbgrader checking its schema again for every cell of every notebook."""
+
+    def preprocess(self, nb, resources):
+        from autograder.nbgrader_schema import metadata_validator
+
+        validator = metadata_validator()
+        validator.log = self.log
+        try:
+            validator.validate_nb(nb)
+        except ValidationError:
+            self.log.error(traceback.format_exc())
+            message = "Notebook failed to validate; the nbgrader metadata may be corrupted."
+            self.log.error(message)
+            raise ValidationError(message)
+        return nb, resources

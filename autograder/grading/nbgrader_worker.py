@@ -81,7 +81,8 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
 
 def warm_up() -> None:
     """Pay once, in the batch's trusted fork server, what each forked worker would pay again for its first
-    notebook: nbformat's compiled schema validators, the gradebook's SQLAlchemy mappers, the machine's
+    notebook: nbformat's compiled schema validators, nbgrader's cell metadata validator
+    (``nbgrader_schema.metadata_validator``), the gradebook's SQLAlchemy mappers, the machine's
     network interfaces (jupyter_client's kernel ports) and the modules nbgrader and jupyter_client import
     only when first used (IPython, which locates the kernel specs; SQLite; psutil).
 
@@ -99,6 +100,9 @@ def warm_up() -> None:
     from nbformat.validator import get_validator
 
     import nbgrader.api  # noqa: F401 - declares the gradebook's tables and mappers
+    from autograder.nbgrader_schema import metadata_validator
+
+    metadata_validator()
 
     for relax_add_props in (False, True):  # nbconvert validates after its preprocessors with relaxed properties
         get_validator(v4.nbformat, v4.nbformat_minor, relax_add_props=relax_add_props)

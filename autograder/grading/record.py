@@ -33,7 +33,7 @@ RECORD_CONFIG = {
             "nbgrader.preprocessors.DeduplicateIds",
             "nbgrader.preprocessors.OverwriteKernelspec",
             "nbgrader.preprocessors.OverwriteCells",
-            "nbgrader.preprocessors.CheckCellMetadata",
+            "autograder.nbgrader_ext.CheckCellMetadataOnce",
         ],
         # nbgrader checks the cells' metadata again after executing; nothing runs here between the sanitize
         # steps' check and these, which change no cell's metadata
