@@ -7,13 +7,19 @@ parameters stay shared with the checker (tracked) and the batches come in the or
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import pytest
 import torch
 from test_channel_references import Channel
 
-from autograder.grading.sandbox import peer_values
+from autograder.grading.sandbox import peer_files, peer_values
 from autograder.grading.sandbox.peer import ChannelError, Peer
 from autograder.reference import mnist_sgd as ms
+
+PEER = peer_files.PEER
 
 
 def _data(n: int = 600) -> tuple[torch.Tensor, torch.Tensor]:
@@ -123,3 +129,20 @@ def test_a_training_batch_costs_four_round_trips_and_a_validation_batch_none():
     channel.student(ms.train_model)(model, dl, valid_dl, ms.BasicOptim(model.parameters(), 0.5), 2, ms.mnist_loss)
     training_batches = 2 * len(dl)
     assert channel.checker_served == {"call": training_batches, "backward": training_batches, "callmethod": 2 * training_batches}
+
+
+def test_the_kernel_loads_them_with_the_channel_by_path():
+    """The kernel cannot import ``autograder``: it loads ``peer.py`` (and so ``peer_values.py``) by file path."""
+    code = textwrap.dedent(f"""
+        import importlib.util, torch
+        spec = importlib.util.spec_from_file_location("channel", {PEER!r})
+        peer = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(peer)
+        assert not hasattr(peer, "autograder")
+        batches = peer.values.rebuild("TensorBatches", dict(x=torch.arange(6.0), y=torch.zeros(6), batch_size=4, shuffle=True,
+                                                           generator=torch.Generator().manual_seed(0).get_state()))
+        print([len(xb) for xb, _ in batches], type(peer.values.rebuild("Linear1", dict(weights=torch.ones(2, 1), bias=torch.ones(1)))).__name__)
+    """)
+    shown = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, timeout=300, cwd="/")
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert shown.stdout.split() == ["[4,", "2]", "Linear1"]

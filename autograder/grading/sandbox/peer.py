@@ -39,6 +39,7 @@ import itertools
 import os
 import socket
 import struct
+import sys
 import types
 from collections import OrderedDict
 from typing import Any
@@ -54,6 +55,7 @@ def _sibling(name: str) -> types.ModuleType:
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), f"{name}.py")
     spec = importlib.util.spec_from_file_location(f"autograder_sandbox_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # where dataclasses (peer_values.py) look up a class's module
     spec.loader.exec_module(module)
     return module
 
