@@ -61,7 +61,7 @@ PRELOAD = (
 a notebook when imported."""
 PRELOAD_AS_IN_A_NOTEBOOK = ("fastai.vision.all", "matplotlib.pyplot")
 """Imported by the server after ``PRELOAD``, as in a notebook's kernel (``_as_in_a_notebook``): a cell's
-``from fastai.vision.all import *`` then costs a sandboxed kernel about 0.003 CPU s instead of 0.15 to 0.23.
+``from fastai.vision.all import *`` then costs a sandboxed kernel about 0.01 CPU s instead of 0.13 to 0.23.
 pyplot picks no backend when imported: the kernel's first figure does, from
 ``MPLBACKEND`` (the inline backend, as in the server's environment)."""
 PASSED_FDS = 5  # stdin, stdout, stderr, lifeline (read end), deathwatch (write end)
