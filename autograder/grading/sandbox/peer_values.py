@@ -13,7 +13,8 @@ cross, as the reference's answers to the blanks must stay on the checker's side.
   state, so its passes draw the orders the sender's next passes would. They are copies: the sender's
   generator does not advance, and a change to the receiver's tensors is not sent back.
 
-Neither holds any answer to a blank: ``linear1`` and the batching are given in the lesson.
+Neither answers a blank: the lesson gives ``linear1``, and ``TensorBatches`` is this kit's batching (the lesson
+uses fastai's ``DataLoader``).
 """
 
 from __future__ import annotations
