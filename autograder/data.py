@@ -75,10 +75,37 @@ def _find_sample_root(extracted: Path) -> Path:
 def _extract_archive(archive: Path, into: Path) -> Path:
     try:
         with tarfile.open(archive) as tar:
-            tar.extractall(into, filter="data")
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:
+                tar.extractall(into, members=_plain_members(tar, into))
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         raise DataError(f"cannot read the archive {archive}: {error} (truncated or not a .tgz?)") from error
     return _find_sample_root(into)
+
+
+def _plain_members(tar: tarfile.TarFile, into: Path) -> list[tarfile.TarInfo]:
+    """The archive's members, made safe to extract into ``into``, where ``extractall`` has no ``filter``
+    (Python before 3.10.12 and 3.11.4).
+
+    The sample is plain files and folders; any other member (a link, a device), an absolute name or one that
+    leads outside ``into`` is refused, as tarfile's "data" filter refuses them. Like that filter, the members
+    get ordinary permissions and the extracting user as owner.
+
+    Raises:
+        tarfile.TarError: naming the first member refused.
+    """
+    root = os.path.realpath(into)
+    members = tar.getmembers()
+    for member in members:
+        target = os.path.realpath(os.path.join(root, member.name))
+        inside = target == root or target.startswith(root + os.sep)
+        if not (member.isfile() or member.isdir()) or os.path.isabs(member.name) or not inside:
+            raise tarfile.TarError(
+                f"refused the member {member.name!r}: the sample is plain files and folders inside the archive")
+        member.mode = 0o755 if member.isdir() else 0o644
+        member.uid, member.gid, member.uname, member.gname = os.getuid(), os.getgid(), "", ""
+    return members
 
 
 def provision_mnist_sample(source: str | Path | None = None, home: Path | None = None, force: bool = False) -> Path:

@@ -124,3 +124,46 @@ def test_synthetic_sample_is_deterministic():
     assert all(torch.equal(first.images[key], second.images[key]) for key in first.images)
     x, y = first.xy("train")
     assert x.shape == (16, 784) and y.shape == (16, 1)
+
+
+@pytest.fixture
+def tarfile_without_filter(monkeypatch):
+    """``tarfile`` as Python before 3.10.12 and 3.11.4 has it: no "data" filter, no ``filter`` argument."""
+    extractall = tarfile.TarFile.extractall
+
+    def old_extractall(self, path=".", members=None, *, numeric_owner=False, **unknown):
+        if unknown:
+            raise TypeError(f"extractall() got an unexpected keyword argument {next(iter(unknown))!r}")
+        return extractall(self, path, members, numeric_owner=numeric_owner)
+
+    monkeypatch.delattr(tarfile, "data_filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", old_extractall)
+
+
+def test_an_archive_provisions_where_tarfile_has_no_filter(tmp_path, tarfile_without_filter):
+    archive = _tar(_write_tiny_sample(tmp_path / "src"), tmp_path / "sample.tgz")
+    target = provision_mnist_sample(archive, home=tmp_path / "home")
+    x, y = load_mnist_sample(target).xy("valid")
+    assert x.shape == (4, 784) and y.flatten().tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert all(path.stat().st_mode & 0o7777 in (0o644, 0o755) for path in target.rglob("*"))
+
+
+@pytest.mark.parametrize("kind", ["parent", "absolute", "symlink", "hardlink", "fifo"])
+def test_an_unsafe_member_is_refused_where_tarfile_has_no_filter(tmp_path, tarfile_without_filter, kind):
+    archive = tmp_path / "evil.tgz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo({"parent": "../../escaped.txt", "absolute": str(tmp_path / "escaped.txt")}.get(kind, "sample/link"))
+        data = b"x"
+        if kind == "symlink":
+            info.type, info.linkname = tarfile.SYMTYPE, str(tmp_path / "escaped.txt")
+        elif kind == "hardlink":
+            info.type, info.linkname = tarfile.LNKTYPE, "../../escaped.txt"
+        elif kind == "fifo":
+            info.type = tarfile.FIFOTYPE
+        else:
+            info.size = len(data)
+        tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    with pytest.raises(DataError, match="refused the member"):
+        provision_mnist_sample(archive, home=tmp_path / "home")
+    assert not (tmp_path / "escaped.txt").exists()
+    assert not mnist_sample_dir(tmp_path / "home").exists()
