@@ -32,6 +32,32 @@ def test_the_checkers_warm_up_leaves_the_first_check_nothing_to_import():
     assert shown.strip() == "1.0 []"
 
 
+def test_the_checkers_warm_up_leaves_hypothesis_no_module_to_read(mnist_folder):
+    """Hypothesis reads the constants of every loaded module on a check's first draw (0.2 CPU s); after the
+    warm-up, a checker forked from the fork server reads none, for every blank of the MNIST lesson (whose
+    ``train_model`` checks train on the real sample)."""
+    probe = (
+        "import os, sys\n"
+        "from autograder.checks.runner import known_blanks, run_checks, warm_up\n"
+        "from autograder.reference import mnist_sgd\n"
+        "from hypothesis.internal.conjecture import providers\n"
+        "known_blanks(); warm_up()\n"
+        "read = []\n"
+        "reading = providers.is_local_module_file\n"
+        "providers.is_local_module_file = lambda file: read.append(file) or reading(file)\n"
+        "objects = {name: getattr(mnist_sgd, name) for name in mnist_sgd.__all__}\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    scores = [run_checks(b, 1.0, objects, 'cpu').score for b in "
+        "['sigmoid', 'mnist_loss', 'calc_grad', 'batch_accuracy', 'BasicOptim', 'train_epoch', 'train_model']]\n"
+        "    print(scores, len(read), flush=True)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+    )
+    shown = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True).stdout
+    assert shown.strip() == f"{[1.0] * 7} 0"
+
+
 def test_the_nbgrader_workers_warm_up_leaves_the_first_notebook_nothing_to_import_or_compile(tmp_path):
     """Forked nbgrader workers share what the warm-up did: reading, validating and grading a notebook then
     imports no module, compiles no schema validator and configures no mapper."""
