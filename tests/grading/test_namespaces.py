@@ -27,7 +27,7 @@ import pytest
 from forked_child import findings_of_forked_child
 from ordinary_user import reachable_folder
 
-from autograder.grading.sandbox import joining, namespaces
+from autograder.grading.sandbox import joining, layout, namespaces, shared_data
 
 TEST_USER = "autograder-ns-test"
 SYSTEM_PYTHON = "/usr/bin/python3.11"
@@ -85,20 +85,22 @@ class Sandboxed:
         if not support.available:
             pytest.skip(f"no namespace sandbox here: {support.reason}")
 
-    def mounts(self) -> namespaces.Mounts:
+    def mounts(self, read_only: tuple[str, ...] = ()) -> namespaces.Mounts:
         env = {"PATH": "/usr/bin:/bin", "HOME": str(self.kernel), "LANG": "C.UTF-8", "OMP_NUM_THREADS": "1", **self.env}
-        return namespaces.Mounts(self.read_only, str(self.kernel), env=env, forbidden=[str(self.course)], run_as=self.run_as)
+        return namespaces.Mounts([*self.read_only, *read_only], str(self.kernel), env=env, forbidden=[str(self.course)], run_as=self.run_as)
 
-    def argv(self, code: str) -> list[str]:
-        return namespaces.bwrap_argv(self.mounts(), [self.python, "-c", textwrap.dedent(code)])
+    def argv(self, code: str, read_only: tuple[str, ...] = ()) -> list[str]:
+        return namespaces.bwrap_argv(self.mounts(read_only), [self.python, "-c", textwrap.dedent(code)])
 
-    def run(self, code: str, limits: namespaces.Limits | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(code), capture_output=True, text=True, timeout=timeout,
+    def run(self, code: str, limits: namespaces.Limits | None = None, timeout: float = 120, read_only: tuple[str, ...] = ()
+            ) -> subprocess.CompletedProcess:
+        return subprocess.run(self.argv(code, read_only), capture_output=True, text=True, timeout=timeout,
                               preexec_fn=namespaces.preexec(limits or namespaces.Limits(), self.run_as))
 
-    def outcomes(self, code: str) -> dict:
-        """Each ``attempt(name, action)`` of ``code``: how it ended, in words (it must not have printed the secret)."""
-        done = self.run(textwrap.dedent(ATTEMPT) + textwrap.dedent(code) + "\nprint(json.dumps(outcomes))\n")
+    def outcomes(self, code: str, read_only: tuple[str, ...] = ()) -> dict:
+        """Each ``attempt(name, action)`` of ``code``: how it ended, in words (it must not have printed the secret);
+        ``read_only``: more folders the sandbox sees, read-only."""
+        done = self.run(textwrap.dedent(ATTEMPT) + textwrap.dedent(code) + "\nprint(json.dumps(outcomes))\n", read_only=read_only)
         assert done.returncode == 0, done.stderr
         assert SECRET not in done.stdout + done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -173,6 +175,59 @@ def test_native_code_cannot_write_into_the_course(sandboxed):
     """)
     _all_failed(outcomes, ("No such file", "FileNotFoundError", "Parent directory", "does not exist"))
     assert {path.name: path.read_bytes() for path in sandboxed.course.iterdir()} == before
+
+
+@pytest.mark.slow  # imports torch in each sandbox: seconds
+def test_native_code_cannot_write_the_provisioned_sample_through_its_hard_links(sandboxed, monkeypatch):
+    """In a namespace sandbox, the batch's MNIST sample is hard links to the provisioned files even where the
+    kernel runs as their owner (an instructor's own user): the sandbox mounts it read-only, so no write, change
+    of mode, removal or new link reaches those files."""
+    provisioned = sandboxed.kernel.parent / "fastai" / "data" / "mnist_sample"
+    image = provisioned / "train" / "3" / "1.png"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"PNG-AS-PROVISIONED")
+    os.chown(image, *(sandboxed.run_as or (os.getuid(), os.getgid())))
+    image.chmod(0o644)
+    monkeypatch.setenv("FASTAI_HOME", str(provisioned.parent.parent))
+    staged = shared_data.stage_data(sandboxed.kernel.parent / "shared", hard_links=True)
+    linked = staged / "train" / "3" / "1.png"
+    assert linked.stat().st_ino == image.stat().st_ino, "the staged image is the provisioned file itself"
+    outcomes = sandboxed.outcomes(f"""
+    import os, torch
+    def overwrite():
+        tensor = torch.from_file({str(linked)!r}, shared=True, size=4, dtype=torch.uint8)
+        tensor[:] = 88
+        return tensor.tolist()
+    def write():
+        with open({str(linked)!r}, "r+b") as image:
+            return image.write(b"XX")
+    attempt("torch.from_file shared", overwrite)
+    attempt("open for writing", write)
+    attempt("chmod", lambda: os.chmod({str(linked)!r}, 0o666))
+    attempt("unlink", lambda: os.unlink({str(linked)!r}))
+    attempt("link into the writable folder", lambda: os.link({str(linked)!r}, {str(sandboxed.kernel / "mine.png")!r}))
+    """, read_only=(str(staged),))
+    assert set(outcomes) == {"torch.from_file shared", "open for writing", "chmod", "unlink", "link into the writable folder"}
+    _all_failed(outcomes, ("Read-only file system", "cross-device link"))
+    assert image.read_bytes() == b"PNG-AS-PROVISIONED" and image.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(("user", "isolate", "linked"), [(None, False, False), (None, True, True), ((65534, 65534), False, True)],
+                         ids=["own user, no namespace sandbox: a copy", "own user, namespace sandbox", "another user"])
+def test_the_sample_is_hard_linked_only_where_no_kernel_can_write_it(tmp_path, monkeypatch, user, isolate, linked):
+    """Hard links cost a fraction of the copy of 14,434 images; the kernel gets them unless it could write the
+    provisioned files through them (running as their owner with no read-only mount)."""
+    provisioned = tmp_path / "fastai" / "data" / "mnist_sample"
+    image = provisioned / "valid" / "7" / "1.png"
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"PNG")
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "fastai"))
+    monkeypatch.setattr(layout, "stage_matplotlib", lambda shared: shared)
+    (tmp_path / "kernel").mkdir()
+    data, _, fastai_home = layout._stage_kernel_home(tmp_path / "kernel", tmp_path / "shared", user, isolate)
+    staged = fastai_home / "data" / "mnist_sample" / "valid" / "7" / "1.png"
+    assert staged.read_bytes() == b"PNG" and staged.resolve().is_relative_to(data)
+    assert (staged.stat().st_ino == image.stat().st_ino) == linked
 
 
 def test_a_loopback_listener_outside_cannot_be_reached(sandboxed):

@@ -215,7 +215,7 @@ def build_sandbox(
     """
     user = sandbox_user(isolate)
     kernel, private, channel = _make_folders(work, user)
-    data, matplotlib_folder, fastai_home = _stage_kernel_home(kernel, work.parent / SHARED, user)
+    data, matplotlib_folder, fastai_home = _stage_kernel_home(kernel, work.parent / SHARED, user, isolate)
     env = _scrubbed_env(fastai_home, kernel, work, threads)
     env[KERNEL_IPC_ENV] = str(channel / "ipc" / "k")
     sandbox = Sandbox(work, channel, kernel, private, channel / "checker.sock", private / "reports", private / "violations.log",
@@ -251,9 +251,14 @@ def _make_folders(work: Path, user: tuple[int, int] | None) -> tuple[Path, Path,
     return kernel, private, channel
 
 
-def _stage_kernel_home(kernel: Path, shared: Path, user: tuple[int, int] | None) -> tuple[Path | None, Path, Path]:
-    """Stage the batch's shared data; fill the kernel's HOME: (MNIST sample or None, matplotlib folder, FASTAI_HOME)."""
-    data = stage_data(shared, hard_links=user is not None)
+def _stage_kernel_home(kernel: Path, shared: Path, user: tuple[int, int] | None, isolate: bool) -> tuple[Path | None, Path, Path]:
+    """Stage the batch's shared data; fill the kernel's HOME: (MNIST sample or None, matplotlib folder, FASTAI_HOME).
+
+    The sample is hard-linked where no kernel can write it: it runs as another user, or in a namespace sandbox,
+    which mounts the sample read-only. Otherwise a kernel running as this user could write through a link into
+    the provisioned sample, so it gets a copy.
+    """
+    data = stage_data(shared, hard_links=user is not None or isolate)
     matplotlib_folder = stage_matplotlib(shared)
     shutil.copytree(matplotlib_folder, kernel / ".matplotlib")
     fastai_home = kernel / ".fastai"

@@ -42,7 +42,9 @@ def stage_data(into: Path, hard_links: bool) -> Path | None:
     """A copy of the provisioned MNIST sample under ``into``, made once and shared by the batch's kernels (and by
     every process staging into ``into``: a complete copy is never made again).
 
-    Hard links are used only when the kernels run as another user, who cannot write the shared files.
+    With ``hard_links``, the files are hard links to the provisioned ones (a quarter of a CPU second for the
+    14,434 images instead of about 5 for copies): the caller asks for them only where no kernel can write the
+    shared files (see ``layout._stage_kernel_home``).
     """
     from autograder.data import mnist_sample_dir
 
