@@ -10,17 +10,21 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from ordinary_user import TEST_USER, ordinary_user, reachable_folder
 
+from autograder.data import provision_mnist_sample
+from autograder.grading.demo import write_demo_submissions
 from autograder.grading.pipeline import load_results
 
 from test_pipeline import ASSIGNMENT, WRONG_SIGN, make_course, put, solved, with_answer
 
 pytestmark = [pytest.mark.slow, pytest.mark.notebooks]
+MNIST_ASSIGNMENT = "04_mnist_sgd"
 
 
 @pytest.fixture(scope="module")
@@ -72,6 +76,25 @@ def test_the_instructor_cycle_works_as_an_ordinary_user(as_user):
     if os.geteuid() == 0:
         owners = {path.stat().st_uid for path in (course / "autograded").rglob("*")}
         assert owners == {pwd.getpwnam(TEST_USER).pw_uid}, "everything was written by the ordinary user"
+
+
+def test_the_mnist_lesson_grades_as_an_ordinary_user(as_user, mnist_folder):
+    """``04_mnist_sgd`` reads the real sample in the kernel (staged for the batch, hard-linked in the namespace
+    sandbox) and trains in the checks: as the ordinary user, the demo's ``ada`` gets full marks and ``grace``
+    half, as under root."""
+    run, home = as_user
+    course = make_course(home / "course-mnist")
+    provision_mnist_sample(mnist_folder, home=home / "fastai")
+    demo = home / "demo-mnist"
+    write_demo_submissions(course, MNIST_ASSIGNMENT, demo)
+    incoming = home / "incoming-mnist"
+    for student in ("ada", "grace"):
+        shutil.copytree(demo / student, incoming / student)
+    graded = run("grade", MNIST_ASSIGNMENT, "--input", str(incoming), "-j", "2", "--cell-timeout", "120", cwd=course)
+    assert graded.returncode == 0, graded.stdout + graded.stderr
+    results = load_results(course, MNIST_ASSIGNMENT).submissions
+    assert {r.student: (r.status.value, r.score, r.max_score) for r in results} == {
+        "ada": ("graded", 20.0, 20.0), "grace": ("graded", 10.0, 20.0)}, graded.stdout
 
 
 DASK_SCRIPT = """
