@@ -43,7 +43,9 @@ While a row runs, its process tree is sampled with psutil: "peak MiB per worker"
 memory (RSS summed over the processes) of one grading process tree, i.e. the grading process with its
 kernel, which is also what ``--memory-limit`` watches. A kernel forked by the batch's fork server is not a
 child of its grading process: it counts with the grading process whose work folder it runs in. CPU seconds
-include the fork server's and its kernels' (it waits for each kernel that ends).
+include the fork server's and its kernels' (it waits for each kernel that ends). The same sampling reads each
+process's CPU and tells its role (kernels, checkers, nbgrader workers, coordinator, each fork server:
+``TreeSampler.role``); the ``j2`` and ``j2_200`` rows' CPU by role is a table of "Where the time goes".
 
 ``--smoke`` runs every row once with N=2 and tiny training settings, to prove the script works (CI runs it
 and asserts nothing about time); its report goes to a temporary file unless ``--out`` is given.
@@ -154,6 +156,7 @@ class Row:
         load: the 1-minute load average before and after the row.
         exit_code: the command's exit status.
         startup: seconds per submission before its first cell after the imports (bare row: kernel start and imports).
+        cpu_roles: process role -> [CPU seconds, processes] (``TreeSampler.cpu_by_role``; autograder rows only).
     """
 
     key: str
@@ -170,6 +173,7 @@ class Row:
     load: tuple[float, float] = (0.0, 0.0)
     exit_code: int = 0
     startup: list[float] = field(default_factory=list)
+    cpu_roles: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -545,7 +549,8 @@ def run_autograder(ctx: Context, key: str, options: list[str], extra_groups: lis
     scores = {s: sum(c["score"] for c in data["cells"]) for s, (data, _) in results.items()}
     return Row(key, ctx.shown(command), len(results), wall, [data["seconds"] for data, _ in results.values()],
                sorted(done for _, done in results.values()), sampler.peak_group_mb, sampler.peak_total_mb, scores, statuses,
-               cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code)
+               cpu=cpu, load=(load_before, os.getloadavg()[0]), exit_code=code,
+               cpu_roles={role: [seconds, count] for role, (seconds, count) in sampler.cpu_by_role().items()})
 
 
 def run_otter(ctx: Context, otter: Path) -> Row:

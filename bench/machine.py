@@ -1,5 +1,6 @@
 """What a benchmark run records about its machine and the processes it starts: ``machine_info`` (cores, memory,
-CPU model, load, versions, commit) and ``TreeSampler`` (peak resident memory of process trees, sampled in a thread).
+CPU model, load, versions, commit) and ``TreeSampler`` (peak resident memory of process trees and the CPU of each
+process by its role in grading, sampled in a thread).
 """
 
 from __future__ import annotations
@@ -17,6 +18,11 @@ FORKED_MARKER = "kernel_forks.py"
 TRUSTED_SERVER_MARKER = "autograder.grading.trusted_forks"
 """The command line of a trusted fork server, and of the processes it forks (which only rename themselves)."""
 SAMPLE_SECONDS = 0.2
+CHECKER_MODULE = "autograder.grading.sandbox.checker"
+NBGRADER_WORKER_MODULE = "autograder.grading.nbgrader_worker"
+ROLES = ("kernels", "checkers", "nbgrader workers", "coordinator", "kernel fork server", "checkers' fork server",
+         "nbgrader workers' fork server", "sandbox stand-ins and bwrap", "other")
+"""The process roles of ``TreeSampler.cpu_by_role``, in the order a report shows them."""
 
 
 def machine_info() -> dict:
@@ -70,7 +76,7 @@ def machine_info() -> dict:
 
 
 class TreeSampler:
-    """Samples, every 0.2 s in a thread, the resident memory of process trees.
+    """Samples, every 0.2 s in a thread, the resident memory of process trees, and the CPU of each process.
 
     Args:
         tops: the processes whose whole trees are watched.
@@ -84,6 +90,7 @@ class TreeSampler:
         self.tops, self.groups, self.marker = list(tops), list(groups or tops), marker
         self.peak_group_mb = 0.0
         self.peak_total_mb = 0.0
+        self._cpu: dict[tuple[int, float], tuple[str, float]] = {}  # (pid, start time) -> (role, CPU seconds) at its last sample
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -125,11 +132,64 @@ class TreeSampler:
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
         self.peak_total_mb = max(self.peak_total_mb, sum(rss.values()) / 2**20)
+        self._sample_cpu(procs)
         roots = [pid for pid, proc in procs.items() if self.marker and self._is_worker(proc)] or self.groups
         forked = self._forked_kernels(procs)
         for root in roots:
             group = sum(rss.get(p.pid, 0) for p in self._tree(root)) + sum(rss.get(pid, 0) for pid in self._kernels_of(root, forked))
             self.peak_group_mb = max(self.peak_group_mb, group / 2**20)
+
+    def cpu_by_role(self) -> dict[str, tuple[float, int]]:
+        """Role (``ROLES``) -> (CPU seconds, processes) of every process seen, each at its last sample.
+
+        Sampled: what a process spent after its last sample (at most ``SAMPLE_SECONDS`` before it ended) is not
+        counted, so the total is a little below the exact CPU of the tree.
+        """
+        found: dict[str, tuple[float, int]] = {}
+        for role, cpu in self._cpu.values():
+            seconds, count = found.get(role, (0.0, 0))
+            found[role] = (seconds + cpu, count + 1)
+        return {role: found[role] for role in ROLES if role in found}
+
+    def _sample_cpu(self, procs: dict[int, psutil.Process]) -> None:
+        for pid, proc in procs.items():
+            try:
+                times = proc.cpu_times()
+                key = (pid, proc.create_time())
+                role = self.role(proc, procs) or self._cpu.get(key, ("other", 0.0))[0]
+                self._cpu[key] = (role, times.user + times.system)
+            except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                continue
+
+    def role(self, proc: psutil.Process, procs: dict[int, psutil.Process]) -> str | None:
+        """What ``proc`` is in a grading run (one of ``ROLES``), from its command line, name and parent; None when
+        they cannot be read (a process that has ended: the role seen at an earlier sample stands).
+
+        Read again at every sample: a process forked by a fork server shows its server's command line, and takes
+        its own name only once it runs (``trusted_forks._name_process``); a forked kernel is told from its server
+        by its parent, the server.
+        """
+        if proc.pid in self.tops:
+            return "coordinator"
+        command = self._cmdline(proc)
+        try:
+            name, parent = proc.name(), procs.get(proc.ppid())
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+        if not command:
+            return None
+        if FORKED_MARKER in command:
+            forked = parent is not None and parent.pid not in self.tops and FORKED_MARKER in self._cmdline(parent)
+            return "kernels" if forked else "kernel fork server"
+        if "kernel_boot" in command or name == "bwrap":
+            return "sandbox stand-ins and bwrap"
+        if name == "checker" or (CHECKER_MODULE in command and TRUSTED_SERVER_MARKER not in command):
+            return "checkers"
+        if name == NBGRADER_WORKER_MODULE.rsplit(".", 1)[-1][:15] or (NBGRADER_WORKER_MODULE in command and TRUSTED_SERVER_MARKER not in command):
+            return "nbgrader workers"
+        if TRUSTED_SERVER_MARKER in command:
+            return "checkers' fork server" if command.endswith(CHECKER_MODULE) else "nbgrader workers' fork server"
+        return "other"
 
     def _is_worker(self, proc: psutil.Process) -> bool:
         """A grading process: started with the marker on its command line, or forked by a trusted fork server

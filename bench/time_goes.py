@@ -47,6 +47,7 @@ def section(bench, figures: dict) -> list[str]:
     lines = [SECTION, ""]
     lines += _lesson(bench.lesson, bench.lesson_200)
     lines += _budget(figures.get("budget"), figures.get("ratios", {}))
+    lines += _cpu_roles(bench.rows)
     lines += _profile(bench.profile, bench.profile_n)
     lines += _memory(bench.rows)
     return lines
@@ -96,6 +97,29 @@ def _budget(budget: dict | None, ratios: dict) -> list[str]:
     if "j2_vs_j2_all_throughput" in ratios:
         lines.append(f"Leaving out the cells after the last graded cell makes `-j 2` {ratios['j2_vs_j2_all_throughput']:.2f}x as fast"
                      " as with every cell run; no score depends on those cells.")
+    return lines + [""]
+
+
+def _cpu_roles(rows: dict) -> list[str]:
+    """The grading rows' CPU by process role, per submission (the fork servers' and coordinator's start-up included)."""
+    shown = [rows[key] for key in ("j2", "j2_200") if key in rows and rows[key].cpu_roles]
+    if not shown:
+        return []
+    roles = list(dict.fromkeys(role for row in shown for role in row.cpu_roles))
+    lines = ["**The grader's CPU by process role** (`autograder grade -j 2`; every process's user + system CPU at its last"
+             " sample, every 0.2 s, so a process's last moments are missed; CPU s per submission, start-up spread over N;"
+             " the fork servers' CPU is their imports and warm-up, what they fork is counted in its own role):", "",
+             "| process role | " + " | ".join(f"N = {row.n}: processes | N = {row.n}: CPU s per submission" for row in shown) + " |",
+             "| --- | " + " | ".join("---: | ---:" for _ in shown) + " |"]
+    for role in roles:
+        cells = []
+        for row in shown:
+            seconds, count = row.cpu_roles.get(role, [0.0, 0])
+            cells.append(f"{int(count)} | {seconds / row.n:.2f}")
+        lines.append(f"| {role} | " + " | ".join(cells) + " |")
+    lines.append("| sampled, in all | " + " | ".join(f"{sum(int(c) for _, c in row.cpu_roles.values())} |"
+                                                 f" {sum(s for s, _ in row.cpu_roles.values()) / row.n:.2f}" for row in shown) + " |")
+    lines.append("| exact, in all (the row's CPU) | " + " | ".join(f"- | {row.cpu / row.n:.2f}" for row in shown) + " |")
     return lines + [""]
 
 

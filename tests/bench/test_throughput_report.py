@@ -160,3 +160,15 @@ def test_the_two_sides_of_each_bar_run_one_right_after_the_other():
     assert compared <= {frozenset(pair) for pair in gt.PAIRED_ROWS}
     for first, second in gt.PAIRED_ROWS:
         assert abs(gt.ALL_ROWS.index(first) - gt.ALL_ROWS.index(second)) == 1, (first, second)
+
+
+def test_the_cpu_by_process_role_is_shown_per_submission_beside_the_exact_total(bench):
+    bench.rows["j2"].cpu_roles = {"kernels": [40.0, 22], "checkers": [12.0, 20], "kernel fork server": [5.0, 1]}
+    bench.rows["j2_200"].cpu_roles = {"kernels": [400.0, 202], "checkers": [120.0, 200], "kernel fork server": [5.0, 1]}
+    report = gt.markdown(bench)
+    assert "| kernels | 22 | 2.00 | 202 | 2.00 |" in report
+    assert "| kernel fork server | 1 | 0.25 | 1 | 0.03 |" in report
+    assert "| sampled, in all | 43 | 2.85 | 403 | 2.62 |" in report
+    assert "| exact, in all (the row's CPU) | - | 4.50 | - | 4.50 |" in report
+    saved = json.loads(json.dumps(bench.figures(), default=str))
+    assert gt.markdown(gt.Bench.from_figures(saved)) == report

@@ -67,3 +67,43 @@ def test_a_worker_started_on_its_own_is_a_worker_also_when_first_seen_before_its
         worker.kill()
         worker.wait()
         worker.stdin.close()
+
+
+BURN = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass\n"
+FORKING_SERVER = """
+import os, sys, time
+name = sys.argv[1]
+if os.fork() == 0:
+    if name:
+        with open("/proc/self/comm", "w") as comm:
+            comm.write(name)
+    exec(sys.argv[2])
+    os._exit(0)  # ends before the sampler stops: its role, read while it ran, stands
+time.sleep(60)
+"""
+COORDINATOR = """
+import subprocess, sys, time
+server = sys.argv[1]
+subprocess.Popen([sys.executable, "-c", server, "", sys.argv[2], "/repo/autograder/grading/sandbox/kernel_" + "forks.py"])
+subprocess.Popen([sys.executable, "-c", server, "checker", sys.argv[2], "autograder.grading.trusted_forks", "3",
+                  "autograder.grading.sandbox.checker"])
+time.sleep(60)
+"""
+
+
+def test_each_process_is_counted_in_its_role_with_the_cpu_it_spent():
+    coordinator = subprocess.Popen([sys.executable, "-c", COORDINATOR, FORKING_SERVER, BURN])
+    try:
+        with TreeSampler([coordinator.pid]) as sampler:
+            time.sleep(3.0)
+        found = sampler.cpu_by_role()
+    finally:
+        for process in psutil.Process(coordinator.pid).children(recursive=True) + [psutil.Process(coordinator.pid)]:
+            process.kill()
+        coordinator.wait()
+    assert set(found) == {"kernels", "checkers", "coordinator", "kernel fork server", "checkers' fork server"}, found
+    assert all(count == 1 for _, count in found.values()), found
+    for burner in ("kernels", "checkers"):
+        assert found[burner][0] >= 0.2, found  # burnt 0.4 s; the last 0.2 s before its end may fall after its last sample
+    for idle in ("coordinator", "kernel fork server", "checkers' fork server"):
+        assert found[idle][0] < 0.2, found  # their start-up only
