@@ -25,6 +25,12 @@ ROLES = ("kernels", "checkers", "nbgrader workers", "coordinator", "kernel fork 
 """The process roles of ``TreeSampler.cpu_by_role``, in the order a report shows them."""
 
 
+def forked_name(module: str) -> str:
+    """The name a trusted fork server's child running ``module`` gives itself (``trusted_forks._name_process``), as
+    the system keeps it: at most 15 characters."""
+    return module.rsplit(".", 1)[-1][:15]
+
+
 def machine_info() -> dict:
     """Cores, memory, CPU model, load and software versions of this machine."""
     model = platform.processor() or platform.machine()
@@ -183,10 +189,9 @@ class TreeSampler:
             return "kernels" if forked else "kernel fork server"
         if "kernel_boot" in command or name == "bwrap":
             return "sandbox stand-ins and bwrap"
-        if name == "checker" or (CHECKER_MODULE in command and TRUSTED_SERVER_MARKER not in command):
-            return "checkers"
-        if name == NBGRADER_WORKER_MODULE.rsplit(".", 1)[-1][:15] or (NBGRADER_WORKER_MODULE in command and TRUSTED_SERVER_MARKER not in command):
-            return "nbgrader workers"
+        for module, role in ((CHECKER_MODULE, "checkers"), (NBGRADER_WORKER_MODULE, "nbgrader workers")):
+            if name == forked_name(module) or (module in command and TRUSTED_SERVER_MARKER not in command):
+                return role
         if TRUSTED_SERVER_MARKER in command:
             return "checkers' fork server" if command.endswith(CHECKER_MODULE) else "nbgrader workers' fork server"
         return "other"
@@ -196,7 +201,7 @@ class TreeSampler:
         and named after it; not the fork server itself, whose command line names the marker too."""
         command = self._cmdline(proc)
         try:
-            named = proc.name() == self.marker.rsplit(".", 1)[-1][:15]
+            named = proc.name() == forked_name(self.marker)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             return False
         return named if TRUSTED_SERVER_MARKER in command else self.marker in command or named
