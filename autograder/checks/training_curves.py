@@ -1,9 +1,12 @@
 """The calibrated training run of ``train_model`` on the MNIST sample, and the curves the feedback draws from it.
 
 One run grades ``train_model`` and gives the feedback its curves, so the figure costs no extra training:
-the student's ``train_model`` trains ``linear1`` in the calibrated setting (``TRAIN_MODEL``: BasicOptim at lr
+the student's ``train_model`` trains ``linear1`` in the calibrated setting (``TRAIN_MODEL``: plain SGD at lr
 1.0, 3 epochs, batches of 256, seed 1) with the reference ``mnist_loss``, so that a mistake in the student's
-loss never costs ``train_model`` points. The loss that training passes through records each batch's
+loss never costs ``train_model`` points. The optimizer is PyTorch's ``SGD``, whose step at lr 1.0 is
+``BasicOptim``'s bit for bit (``p - 1.0 * g`` is ``p - g``): it crosses the channel by value
+(``peer_values.py``), so a sandboxed kernel steps and zeroes the gradients without a round trip to the checker,
+while the reference's ``BasicOptim`` never leaves the checker. The loss that training passes through records each batch's
 predictions; afterwards each epoch's predictions are scored with the student's ``mnist_loss`` *and* the
 reference's, so the figure shows the student's loss next to the reference's on the same data (a loss without
 sigmoid, say, reads far from the reference's line).
@@ -67,7 +70,7 @@ def calibrated_run(sample, device, train_model: Callable[..., Any]) -> Calibrate
     model = ref.Linear1(ref.init_params((28 * 28, 1), device=device), ref.init_params(1, device=device))
     dl, valid_dl = batches_for(sample, TRAIN_MODEL.check_seed)
     recorder = PredictionRecorder()
-    opt = ref.BasicOptim(model.parameters(), TRAIN_MODEL.lr)
+    opt = torch.optim.SGD(model.parameters(), lr=TRAIN_MODEL.lr)  # BasicOptim's step at lr 1.0, bit for bit
     returned = call_student(train_model, model, dl, valid_dl, opt, TRAIN_MODEL.epochs, recorder)
     per_epoch = max(len(dl), 1)
     epochs = [
@@ -113,7 +116,7 @@ def curves_of(run: CalibratedRun, loss_func: Callable[..., Any] | None, whose: s
     reference_loss = [_loss_value(ref.mnist_loss, p, t) for p, t in run.epochs]
     sentence = (
         f"{whose[0].upper()}{whose[1:]} train_model trained linear1 for {TRAIN_MODEL.epochs} epochs at lr "
-        f"{TRAIN_MODEL.lr:g} with BasicOptim and the reference mnist_loss (the run that grades train_model; the "
+        f"{TRAIN_MODEL.lr:g} with plain SGD (BasicOptim's step) and the reference mnist_loss (the run that grades train_model; the "
         f"notebook trains {NOTEBOOK_EPOCHS} epochs), on the MNIST sample's 3s and 7s in shuffled batches of "
         f"{ref.BATCH_SIZE}. The loss panel scores each epoch's predictions with {loss_name}"
         + (" and with the reference mnist_loss." if own_loss else ".")

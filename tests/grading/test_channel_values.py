@@ -131,6 +131,72 @@ def test_a_training_batch_costs_four_round_trips_and_a_validation_batch_none():
     assert channel.checker_served == {"call": training_batches, "backward": training_batches, "callmethod": 2 * training_batches}
 
 
+def test_a_plain_sgd_halves_a_training_batchs_round_trips():
+    """The calibrated run's optimizer, PyTorch's plain SGD, crosses by value: only the checker's loss function
+    and ``backward`` through it still cross, and the training ends where it ends in one process."""
+    channel, (x, y) = Channel(), _data(1024)
+    local, remote = _model(), _model()
+    batches = [ms.TensorBatches(x, y, 128, shuffle=True, generator=torch.Generator().manual_seed(0)) for _ in range(2)]
+    valid_dl = ms.TensorBatches(x[:256], y[:256], 128)
+    expected = ms.train_model(local, batches[0], valid_dl, torch.optim.SGD(local.parameters(), lr=0.5), 2, ms.mnist_loss)
+    got = channel.student(ms.train_model)(remote, batches[1], valid_dl, torch.optim.SGD(remote.parameters(), lr=0.5), 2, ms.mnist_loss)
+    training_batches = 2 * len(batches[0])
+    assert channel.checker_served == {"call": training_batches, "backward": training_batches}
+    assert got == expected
+    assert torch.equal(remote.weights, local.weights) and torch.equal(remote.bias, local.bias)
+
+
+def test_the_calibrated_runs_sgd_steps_as_basic_optim():
+    """At the calibrated run's lr 1.0, PyTorch's SGD step and the reference's ``BasicOptim`` step give the same
+    parameters, bit for bit: the calibration (made with ``BasicOptim``) holds for the check."""
+    from autograder.checks.thresholds import TRAIN_MODEL
+
+    x, y = _data(1024)
+    runs = []
+    for make in (lambda params: torch.optim.SGD(params, lr=TRAIN_MODEL.lr), lambda params: ms.BasicOptim(params, TRAIN_MODEL.lr)):
+        model = _model()
+        dl = ms.TensorBatches(x, y, 128, shuffle=True, generator=torch.Generator().manual_seed(0))
+        ms.train_model(model, dl, ms.TensorBatches(x[:256], y[:256], 128), make(model.parameters()), 3, ms.mnist_loss)
+        runs.append(model)
+    assert TRAIN_MODEL.lr == 1.0
+    assert torch.equal(runs[0].weights, runs[1].weights) and torch.equal(runs[0].bias, runs[1].bias)
+    assert not torch.equal(runs[0].weights, _model().weights)  # it trained
+
+
+@pytest.mark.parametrize("settings", [{"momentum": 0.9}, {"weight_decay": 0.01}, {"nesterov": True, "momentum": 0.9},
+                                      {"maximize": True}, {"dampening": 0.1}])
+def test_an_sgd_with_other_settings_crosses_as_a_handle(settings):
+    channel, (x, y) = Channel(), _data(256)
+    local, remote = _model(), _model()
+    dl = ms.TensorBatches(x, y, 128)
+    ms.train_epoch(local, dl, torch.optim.SGD(local.parameters(), lr=0.5, **settings), ms.mnist_loss)
+    channel.student(ms.train_epoch)(remote, dl, torch.optim.SGD(remote.parameters(), lr=0.5, **settings), ms.mnist_loss)
+    assert channel.checker_served["callmethod"] == 2 * len(dl)  # step and zero_grad, on the checker's optimizer
+    torch.testing.assert_close(remote.weights, local.weights)
+
+
+def test_an_sgd_with_state_or_two_groups_crosses_as_a_handle():
+    model = _model()
+    two_groups = torch.optim.SGD([{"params": [model.weights]}, {"params": [model.bias]}], lr=0.1)
+    assert peer_values.fields_of(two_groups) is None
+    assert peer_values.fields_of(torch.optim.SGD(model.parameters(), lr=torch.tensor(0.1))) is None
+    assert peer_values.fields_of(torch.optim.SGD(model.parameters(), lr=0.1)) == {"params": list(model.parameters()), "lr": 0.1}
+
+
+@pytest.mark.parametrize("fields", [
+    {"params": [torch.ones(2)], "lr": 0.1},  # not a parameter
+    {"params": [], "lr": 0.1},
+    {"params": [torch.ones(2, requires_grad=True)], "lr": "0.1"},
+    {"params": [torch.ones(2, requires_grad=True)], "lr": -1.0},
+    {"params": [torch.ones(2, requires_grad=True)], "lr": float("nan")},
+    {"params": [torch.ones(2, requires_grad=True)], "lr": 0.1, "momentum": 0.9},
+    {"params": "weights", "lr": 0.1},
+])
+def test_a_malformed_sgd_is_refused(fields):
+    with pytest.raises(peer_values.MalformedValue):
+        peer_values.rebuild("SGD", fields)
+
+
 def test_the_kernel_loads_them_with_the_channel_by_path():
     """The kernel cannot import ``autograder``: it loads ``peer.py`` (and so ``peer_values.py``) by file path."""
     code = textwrap.dedent(f"""

@@ -16,7 +16,7 @@ from autograder.grading.pipeline import results_folder
 from autograder.grading.results import CellResult, Status, SubmissionResult
 
 ASSIGNMENT = "04_mnist_sgd"
-RUN = "Your train_model trained linear1 for 3 epochs at lr 1 with BasicOptim and the reference mnist_loss"
+RUN = "Your train_model trained linear1 for 3 epochs at lr 1 with plain SGD (BasicOptim's step) and the reference mnist_loss"
 REFERENCE_RUN = "the reference train_model with the reference mnist_loss: 20 epochs at lr 1.0 on the same data"
 
 

@@ -4,8 +4,8 @@ Part of the channel (``peer.py``, which loads this file by path in the kernel): 
 The reference (``autograder.reference.mnist_sgd``) defines its model and its batches here, since lent as
 handles they made ``train_model``'s check cross the channel for every batch: ``next(dl)`` (the batch's bytes),
 ``model(xb)`` and, in the validation loop, both again. Sent by value, the kernel has its own ``Linear1`` and
-``TensorBatches``; only the checker's loss function, its optimizer and ``backward`` through the loss still
-cross, as the reference's answers to the blanks must stay on the checker's side.
+``TensorBatches``; only the checker's loss function and ``backward`` through the loss still cross (and an
+optimizer other than a plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side.
 
 - ``Linear1``: its parameters are leaf tensors that require grad, so they are *tracked* (``peer_tracking.py``):
   both copies of the model share them, values and gradients, as one object would.
@@ -13,12 +13,18 @@ cross, as the reference's answers to the blanks must stay on the checker's side.
   state, so its passes draw the orders the sender's next passes would. They are copies: the sender's
   generator does not advance, and a change to the receiver's tensors is not sent back.
 
-Neither answers a blank: the lesson gives ``linear1``, and ``TensorBatches`` is this kit's batching (the lesson
-uses fastai's ``DataLoader``).
+- ``torch.optim.SGD`` with nothing but a learning rate (one parameter group, no momentum, dampening, weight decay,
+  Nesterov or maximizing, no state): the receiver builds its own over its copies of the parameters, so that
+  ``opt.step()`` and ``opt.zero_grad()`` in a student's loop cost no round trip. Any other optimizer, or an SGD with
+  more settings, is lent as a handle.
+
+None of them answers a blank: the lesson gives ``linear1``, ``TensorBatches`` is this kit's batching (the lesson
+uses fastai's ``DataLoader``), and ``SGD`` is PyTorch's (the reference's ``BasicOptim`` stays on the checker's side).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -75,6 +81,18 @@ class TensorBatches:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
 
+PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
+"""The settings of an SGD sent by value: PyTorch's defaults, apart from the learning rate."""
+
+
+def _plain_sgd(value: torch.optim.SGD) -> bool:
+    if len(value.param_groups) != 1 or value.state:
+        return False
+    group = value.param_groups[0]
+    return (all(group.get(name) == setting and type(group.get(name)) is type(setting) for name, setting in PLAIN_SGD.items())
+            and type(group.get("lr")) is float and not group.get("differentiable") and not group.get("fused"))
+
+
 COPIED_FIELDS = {"x", "y", "generator"}
 """Fields sent as copies, never written back to the sender (``TensorBatches``' data: tens of megabytes)."""
 
@@ -84,14 +102,16 @@ class MalformedValue(ValueError):
 
 
 def fields_of(value: Any) -> dict[str, Any] | None:
-    """The fields to send for ``value`` if its class is exactly ``Linear1`` or ``TensorBatches``, else None (a
-    subclass, whose code the other end may lack, is lent as a handle)."""
+    """The fields to send for ``value`` if its class is exactly ``Linear1``, ``TensorBatches`` or a plain ``SGD``,
+    else None (a subclass, whose code the other end may lack, is lent as a handle)."""
     if type(value) is Linear1:
         return {"weights": value.weights, "bias": value.bias}
     if type(value) is TensorBatches:
         generator = value.generator
         return {"x": value.x, "y": value.y, "batch_size": value.batch_size, "shuffle": value.shuffle,
                 "generator": None if generator is None else generator.get_state()}
+    if type(value) is torch.optim.SGD and _plain_sgd(value):
+        return {"params": list(value.param_groups[0]["params"]), "lr": value.param_groups[0]["lr"]}
     return None
 
 
@@ -106,6 +126,11 @@ def rebuild(name: str, fields: dict[str, Any]) -> Any:
         if (isinstance(x, Tensor) and isinstance(y, Tensor) and x.dim() > 0 and y.dim() > 0 and len(x) == len(y)
                 and type(size) is int and size > 0 and type(shuffle) is bool):
             return TensorBatches(x, y, size, shuffle, _generator(state))
+    elif name == "SGD" and set(fields) == {"params", "lr"}:
+        params, lr = fields["params"], fields["lr"]
+        if (isinstance(params, list) and params and all(isinstance(p, Tensor) and p.is_leaf and p.requires_grad for p in params)
+                and type(lr) is float and math.isfinite(lr) and lr >= 0):
+            return torch.optim.SGD(params, lr=lr)
     raise MalformedValue(f"malformed {name[:40]!r} value")
 
 
