@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import traceback
 
+from nbgrader.converters import Autograde
+from nbgrader.converters.base import BaseConverter
 from nbgrader.nbgraderformat import ValidationError
 from nbgrader.preprocessors import CheckCellMetadata, ClearSolutions, Execute, NbGraderPreprocessor
 from traitlets import Bool, Integer
@@ -177,3 +179,26 @@ class CheckCellMetadataOnce(CheckCellMetadata):
             self.log.error(message)
             raise ValidationError(message)
         return nb, resources
+
+
+class RecordAutograde(Autograde):
+    """nbgrader's ``Autograde`` for a notebook that was executed already: its sanitize steps, then its grading
+    steps, in one pass over the notebook.
+
+    ``Autograde`` converts a submission twice: it sanitizes ``submitted/`` into ``autograded/``, then reads that
+    back, runs the grading steps (execution among them) and writes it again. With no execution between them,
+    the second read, copy, validation and write change nothing: here the same preprocessors run in the same
+    order, on one copy, read once from ``submitted/`` and written once to ``autograded/``. The gradebook rows and
+    the written notebook are the same (``tests/grading/test_record_once.py``).
+    """
+
+    def _init_preprocessors(self) -> None:
+        self.exporter._preprocessors = []
+        for preprocessor in [*self.sanitize_preprocessors, *self.autograde_preprocessors]:
+            self.exporter.register_preprocessor(preprocessor)
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        self.log.info("Sanitizing and recording %s", notebook_filename)
+        self._sanitizing = True  # reads submitted/ (``_input_directory``), writes autograded/
+        self._init_preprocessors()
+        BaseConverter.convert_single_notebook(self, notebook_filename)

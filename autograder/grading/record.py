@@ -2,9 +2,9 @@
 
 The coordinator alone calls this, one submission at a time, so the SQLite gradebook has a single
 writer however many workers execute notebooks. The executed notebook is staged under
-``grading/staged/`` and passed through nbgrader's ``Autograde`` converter with execution left out:
-the sanitize steps (restore locked cells and hidden tests from the gradebook) and ``SaveAutoGrades``
-score it exactly as ``nbgrader autograde`` does.
+``grading/staged/`` and passed through nbgrader's ``Autograde`` converter with execution left out, in one pass
+(``nbgrader_ext.RecordAutograde``): the sanitize steps (restore locked cells and hidden tests from the
+gradebook) and ``SaveAutoGrades`` score it exactly as ``nbgrader autograde`` does.
 
 nbgrader commits cell by cell, so a grader killed while registering or recording leaves part of the rows:
 ``needs_registration`` tells a complete registration from a part of one, and ``is_recorded`` a record made
@@ -65,11 +65,23 @@ def record_executed(course_root: Path, assignment: str, student: str, executed: 
         shutil.copy2(submitted / "timestamp.txt", staged / "timestamp.txt")
     try:
         with in_course(course_root):
-            result = make_api(course_root, RECORD_CONFIG).autograde(assignment, student, force=True, create=True)
+            result = _record(make_api(course_root, RECORD_CONFIG), assignment, student)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     if not result.get("success"):
         raise NbgraderError(f"recording {student}'s grades failed: {result.get('error') or result.get('log', '')[-500:]}")
+
+
+def _record(api, assignment: str, student: str) -> dict:
+    """``api.autograde(assignment, student, force=True, create=True)``, with ``RecordAutograde`` as the converter."""
+    from nbgrader.utils import capture_log, temp_attrs
+
+    from autograder.nbgrader_ext import RecordAutograde
+
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
+        converter = RecordAutograde(coursedir=api.coursedir, parent=api)
+        converter.force, converter.create_student = True, True
+        return capture_log(converter)
 
 
 def record_zero(course_root: Path, assignment: str, student: str) -> None:
