@@ -16,6 +16,7 @@ import threading
 from collections import Counter
 from typing import Any
 
+import pytest
 import torch
 
 from autograder.grading.sandbox.peer import ChannelError, Peer, wire
@@ -23,11 +24,14 @@ from autograder.reference import mnist_sgd as ms
 
 
 class Channel:
-    """A "kernel" peer serving in a thread and a "checker" peer in this thread, with what each end served."""
+    """A "kernel" peer serving in a thread and a "checker" peer in this thread, with what each end served.
 
-    def __init__(self) -> None:
+    The checker's peer sends a scalar result's gradients with it, as the real checker's does; ``eager=False``
+    makes every ``backward`` a request."""
+
+    def __init__(self, eager: bool = True) -> None:
         kernel_socket, checker_socket = socket.socketpair()
-        self.kernel, self.checker = Peer(kernel_socket, "k"), Peer(checker_socket, "c")
+        self.kernel, self.checker = Peer(kernel_socket, "k"), Peer(checker_socket, "c", eager_gradients=eager)
         self.checker_served: Counter = Counter()
         self.bytes_to_checker = 0
         serve = self.checker.serve
@@ -88,7 +92,7 @@ def _linear1(seed: int) -> ms.Linear1:
 
 
 def test_backward_through_two_calls_of_the_checker_is_one_request_with_in_process_gradients():
-    channel = Channel()
+    channel = Channel(eager=False)
     x, y = torch.rand(64, 784), (torch.rand(64, 1) > 0.5).float()
     local, remote = _linear1(0), _linear1(0)
     ms.calc_grad(x, y, local, ms.mnist_loss)
@@ -98,8 +102,9 @@ def test_backward_through_two_calls_of_the_checker_is_one_request_with_in_proces
     torch.testing.assert_close(remote.bias.grad, local.bias.grad)
 
 
-def test_training_over_the_channel_matches_in_process_and_releases_its_batches():
-    channel = Channel()
+@pytest.mark.parametrize("eager", [False, True])
+def test_training_over_the_channel_matches_in_process_and_releases_its_batches(eager):
+    channel = Channel(eager)
     x, y = torch.rand(1024, 784), (torch.rand(1024, 1) > 0.5).float()
     runs = []
     for train_model in (ms.train_model, channel.student(ms.train_model)):
@@ -111,7 +116,7 @@ def test_training_over_the_channel_matches_in_process_and_releases_its_batches()
     assert remote_history == local_history
     for remote, local in zip(remote_params, local_params):
         torch.testing.assert_close(remote, local)
-    assert channel.checker_served["backward"] == 2 * 8  # one per batch, for 8 batches and 2 epochs
+    assert channel.checker_served["backward"] == (0 if eager else 2 * 8)  # else one per batch, for 8 batches and 2 epochs
     gc.collect()
     channel.student(len)([])  # one more round trip carries the kernel's releases
     assert len(channel.checker.origins.kept) <= 2
@@ -171,3 +176,73 @@ def test_a_reference_the_receiver_never_offered_is_refused_and_an_unknown_graph_
     forged = {**wire.tensor_entry(sent, 0), "back": {"g": "cg404", "i": 0}}
     received = checker._decode_tensor(forged, [bytearray(wire.tensor_bytes(sent))], None)
     assert torch.equal(received, sent) and received is not sent
+
+
+def test_a_loss_comes_back_with_the_gradients_its_backward_request_would_give():
+    """The checker answers a call of its loss function with the loss's gradients for a gradient of 1: the kernel's
+    ``loss.backward()`` asks nothing, and every gradient is the one the request gives, bit for bit."""
+    x, y = torch.rand(64, 784), (torch.rand(64, 1) > 0.5).float()
+    grads = []
+    for eager in (True, False):
+        channel, model = Channel(eager), _linear1(0)
+        channel.student(ms.calc_grad)(x, y, model, ms.mnist_loss)
+        assert channel.checker_served["backward"] == (0 if eager else 1)
+        grads.append((model.weights.grad.clone(), model.bias.grad.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*grads))
+
+
+def twice_the_loss(xb, yb, model, loss_func):
+    """A student's ``calc_grad`` that backpropagates another gradient than 1."""
+    (2 * loss_func(model(xb), yb)).backward()
+
+
+def loss_of_the_weights_twice(xb, yb, model, loss_func):
+    """A student's function that backpropagates a loss of the parameters twice: the second time, they have a gradient."""
+    for _ in range(2):
+        loss_func(model.weights, torch.zeros_like(model.weights)).backward()
+
+
+class ScaledLoss:
+    """A checker's loss with a parameter of its own: ``backward`` must reach it, as in one process."""
+
+    def __init__(self) -> None:
+        self.scale = torch.ones((), requires_grad=True)
+
+    def __call__(self, predictions, targets):
+        return ((predictions - targets) ** 2).mean() * self.scale
+
+
+class Doubled(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 2 * grad
+
+
+@pytest.mark.parametrize("case", ["another gradient", "a leaf of the checker's", "a Python function", "a gradient already"])
+def test_a_backward_the_gradients_sent_ahead_cannot_answer_is_a_request(case):
+    x, y = torch.rand(16, 784), (torch.rand(16, 1) > 0.5).float()
+    student, make_loss = {
+        "another gradient": (twice_the_loss, lambda: ms.mnist_loss),
+        "a leaf of the checker's": (ms.calc_grad, ScaledLoss),
+        "a Python function": (ms.calc_grad, lambda: lambda p, t: ms.mnist_loss(Doubled.apply(p), t)),
+        "a gradient already": (loss_of_the_weights_twice, lambda: ms.mnist_loss),  # the first backward asks nothing
+    }[case]
+    channel, remote, local = Channel(), _linear1(2), _linear1(2)
+    remote_loss, local_loss = make_loss(), make_loss()
+    student(x, y, local, local_loss)
+    channel.student(student)(x, y, remote, remote_loss)
+    assert channel.checker_served["backward"] == 1
+    for got, expected in ((remote.weights.grad, local.weights.grad), (remote.bias.grad, local.bias.grad)):
+        assert (got is None and expected is None) or torch.equal(got, expected)
+    if case == "a leaf of the checker's":
+        assert torch.equal(remote_loss.scale.grad, local_loss.scale.grad)
+
+
+@pytest.mark.parametrize("eager", ["not a list", [None, None], [torch.ones(3)], [torch.ones(4, dtype=torch.float64)]])
+def test_malformed_gradients_sent_ahead_are_refused(eager):
+    with pytest.raises(ChannelError):
+        wire.gradients_for(eager, [torch.ones(4, requires_grad=True)])

@@ -29,7 +29,9 @@ So that the checks behave as if the student's functions ran in the checker's pro
   calls is one request;
 - autograd crosses the channel: a result that requires grad is attached to the caller's graph by
   ``Bridge``, whose backward asks the callee for the gradients of the call's differentiable arguments.
-  The callee keeps the call's graph until the caller's ``Bridge`` node is freed.
+  The callee keeps the call's graph until the caller's ``Bridge`` node is freed. A checker (``eager_gradients``)
+  answers a scalar result, such as a loss, with those gradients for a gradient of 1 at once
+  (``peer_proxies.eager_gradients``), so the kernel's ``loss.backward()`` asks nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +43,6 @@ import socket
 import struct
 import sys
 import types
-from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -76,11 +77,11 @@ class Peer:
     answer comes, so calls may nest to any depth in both directions.
     """
 
-    def __init__(self, sock: socket.socket, side: str) -> None:
-        self.sock, self.side = sock, side
+    def __init__(self, sock: socket.socket, side: str, eager_gradients: bool = False) -> None:
+        self.sock, self.side, self.eager_gradients = sock, side, eager_gradients
         self.reader = wire.FrameReader(sock)
         self.lent: dict[str, Any] = {}
-        self.graphs: OrderedDict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = OrderedDict()
+        self.graphs = proxies.KeptGraphs(KEPT_GRAPHS)
         self.counter = itertools.count()
         self.tracked = tracking.Tracked(wire, self._new_key)
         self.anchor = torch.zeros((), requires_grad=True)
@@ -322,12 +323,13 @@ class Peer:
         value = self.decode(reply.get("value"), buffers, {"outputs": outputs})
         graph = reply.get("graph")
         if graph is not None and outputs and torch.is_grad_enabled():
-            value = self._attach(value, as_str(graph), scope["differentiable"], outputs)
+            eager = self.decode(reply["eager"], buffers) if "eager" in reply else None
+            value = self._attach(value, as_str(graph), scope["differentiable"], outputs, wire.gradients_for(eager, scope["differentiable"]))
         return value
 
-    def _attach(self, value: Any, key: str, inputs: list[torch.Tensor], results: list[torch.Tensor]) -> Any:
+    def _attach(self, value: Any, key: str, inputs: list[torch.Tensor], results: list[torch.Tensor], eager: list | None) -> Any:
         """Replace ``results`` (tensors of ``value``) by ``Bridge`` outputs that lead back to ``inputs``."""
-        outputs = Bridge.apply(self, key, len(inputs), self.anchor, *inputs, *[result.detach() for result in results])
+        outputs = Bridge.apply(self, key, len(inputs), eager, self.anchor, *inputs, *[result.detach() for result in results])
         self.origins.bridged(outputs, key)
         replacement = {id(result): output for result, output in zip(results, outputs)}
         return wire.replace_tensors(value, replacement)
@@ -358,7 +360,11 @@ class Peer:
             answer["op"] = "return"
             answer["value"] = self.encode(result, reply_buffers, {"outputs": outputs})
             if op != "backward" and outputs and torch.is_grad_enabled():
-                answer["graph"] = self._keep_graph(outputs, scope["differentiable"])
+                answer["graph"] = self._new_key("g")
+                self.graphs.keep(answer["graph"], outputs, scope["differentiable"])
+                eager = proxies.eager_gradients(outputs, scope["differentiable"]) if self.eager_gradients else None
+                if eager is not None:
+                    answer["eager"] = self.encode(eager, reply_buffers)
         except (ChannelError, KeyboardInterrupt, SystemExit):
             raise  # an interrupt (the cell's time limit) ends the whole call here, as it would without the channel
         except BaseException as error:  # noqa: BLE001 - whatever else the code raised is reported to the caller
@@ -377,19 +383,9 @@ class Peer:
             raise ChannelError("request for an unknown object")
         return wire.perform(target, op, header, args, kwargs)
 
-    def _keep_graph(self, outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> str:
-        key = self._new_key("g")
-        self.graphs[key] = (outputs, inputs)
-        while len(self.graphs) > KEPT_GRAPHS:
-            self.graphs.popitem(last=False)
-        return key
-
     def _backward(self, key: str, args: list) -> list[torch.Tensor | None]:
-        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``gradients_of_inputs``)."""
-        if key not in self.graphs:
-            raise RuntimeError("the graph of this result is no longer available (backward called too late)")
-        outputs, inputs = self.graphs[key]
+        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``KeptGraphs.backward``)."""
         grad_outputs = args[0] if args and isinstance(args[0], list) else []
-        if len(grad_outputs) != len(outputs):
+        if key in self.graphs and len(grad_outputs) != len(self.graphs[key][0]):
             raise ChannelError("malformed output gradients")
-        return proxies.gradients_of_inputs(outputs, inputs, grad_outputs)
+        return self.graphs.backward(key, grad_outputs)

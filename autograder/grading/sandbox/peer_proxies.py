@@ -9,6 +9,7 @@ forwarded, and nothing can be set on it.
 from __future__ import annotations
 
 import weakref
+from collections import OrderedDict
 from typing import Any
 
 import torch
@@ -18,12 +19,14 @@ class Bridge(torch.autograd.Function):
     """Attach values computed by the other end to this end's autograd graph.
 
     ``forward`` returns copies of ``values``; ``backward`` sends the output gradients to the other end,
-    which returns the gradients of the call's differentiable arguments (``inputs``).
+    which returns the gradients of the call's differentiable arguments (``inputs``). When the other end sent
+    them with its answer (``eager``: a scalar result, such as a loss, whose gradient is 1 in a plain
+    ``loss.backward()``), that ``backward`` needs no request.
     """
 
     @staticmethod
-    def forward(ctx, peer: Any, key: str, count: int, anchor: torch.Tensor, *tensors: torch.Tensor):
-        ctx.peer, ctx.key, ctx.count = peer, key, count
+    def forward(ctx, peer: Any, key: str, count: int, eager: list | None, anchor: torch.Tensor, *tensors: torch.Tensor):
+        ctx.peer, ctx.key, ctx.count, ctx.eager = peer, key, count, eager
         ctx.set_materialize_grads(False)  # no gradient reached the outputs: None, not zeros (see backward)
         weakref.finalize(ctx, peer.released.append, key)  # once this node is freed, the other end may drop the graph
         values = tensors[count:]
@@ -33,9 +36,70 @@ class Bridge(torch.autograd.Function):
     @staticmethod
     def backward(ctx, *grad_outputs: torch.Tensor | None):
         if all(grad is None for grad in grad_outputs):  # the gradient went on at the other end (peer_origins)
-            return (None,) * (4 + ctx.count + ctx.value_count)
-        grads = ctx.peer.remote_backward(ctx.key, list(grad_outputs), ctx.count)
-        return (None, None, None, None, *grads, *([None] * ctx.value_count))
+            return (None,) * (5 + ctx.count + ctx.value_count)
+        if ctx.eager is not None and _is_one(grad_outputs):
+            grads = [None if grad is None else grad.clone() for grad in ctx.eager]
+        else:
+            grads = ctx.peer.remote_backward(ctx.key, list(grad_outputs), ctx.count)
+        return (None, None, None, None, None, *grads, *([None] * ctx.value_count))
+
+
+def _is_one(grad_outputs: tuple) -> bool:
+    """Whether the only output's gradient is the scalar 1 (``loss.backward()``)."""
+    return (len(grad_outputs) == 1 and isinstance(grad_outputs[0], torch.Tensor) and grad_outputs[0].dim() == 0
+            and bool(grad_outputs[0] == 1))
+
+
+def eager_gradients(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> list[torch.Tensor | None] | None:
+    """The gradients of ``inputs`` for the scalar ``outputs[0]`` with gradient 1, computed now, for the caller's
+    ``loss.backward()`` to use without a ``backward`` request; None where they could differ from that request's.
+
+    Computed now only when the answer is the same: one floating-point scalar output, and a graph made of
+    PyTorch's own operations (no ``Function`` of Python code, such as a ``Bridge`` back to the other end) whose
+    only leaves that require grad are the ``inputs``, each a leaf without a gradient or hook (so the request's
+    ``gradients_of_inputs`` would accumulate nothing anywhere else, and subtract nothing). Hooks on the graph's
+    intermediate tensors cannot be seen from its nodes: only the checker computes gradients ahead
+    (``Peer.eager_gradients``), whose functions register none; a student's code never runs ahead of its call.
+    The graph is kept as before: a ``backward`` with another gradient still asks for it.
+    """
+    if len(outputs) != 1 or outputs[0].dim() != 0 or not outputs[0].is_floating_point() or outputs[0].grad_fn is None:
+        return None
+    if not all(x.is_leaf and x.grad is None and not x._backward_hooks for x in inputs):
+        return None
+    allowed, seen, pending = {id(x) for x in inputs}, set(), [outputs[0].grad_fn]
+    while pending:
+        node = pending.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, torch.autograd.function.BackwardCFunction):
+            return None
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: a leaf
+        if variable is not None and id(variable) not in allowed:
+            return None
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return list(torch.autograd.grad(outputs, inputs, torch.ones_like(outputs[0]), retain_graph=True, allow_unused=True))
+
+
+class KeptGraphs(OrderedDict):
+    """This end's results that the other end may still call ``backward`` through: key -> (outputs, inputs), the
+    oldest dropped past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def keep(self, key: str, outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> None:
+        self[key] = (outputs, inputs)
+        while len(self) > self.limit:
+            self.popitem(last=False)
+
+    def backward(self, key: str, grad_outputs: Any) -> list[torch.Tensor | None]:
+        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``gradients_of_inputs``)."""
+        if key not in self:
+            raise RuntimeError("the graph of this result is no longer available (backward called too late)")
+        outputs, inputs = self[key]
+        return gradients_of_inputs(outputs, inputs, grad_outputs)
 
 
 def gradients_of_inputs(outputs: list[torch.Tensor], inputs: list[torch.Tensor], grad_outputs: list[Any]) -> list[torch.Tensor | None]:

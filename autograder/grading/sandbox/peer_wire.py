@@ -268,6 +268,19 @@ def same_state(tensor: torch.Tensor, state: tuple) -> bool:
     return grad is None or (tensor.grad.shape == grad.shape and torch.equal(tensor.grad.detach(), grad))
 
 
+def gradients_for(eager: Any, inputs: list[torch.Tensor]) -> list[torch.Tensor | None] | None:
+    """``eager`` (the gradients of ``inputs`` an answer carried, or None) checked: one per input, None or a tensor of
+    its shape and dtype; raises ``ChannelError`` for anything else."""
+    if eager is None:
+        return None
+    if not isinstance(eager, list) or len(eager) != len(inputs):
+        raise ChannelError("malformed gradients")
+    for grad, x in zip(eager, inputs):
+        if grad is not None and not (isinstance(grad, torch.Tensor) and grad.shape == x.shape and grad.dtype == x.dtype):
+            raise ChannelError("malformed gradients")
+    return eager
+
+
 def replace_tensors(value: Any, replacement: dict[int, torch.Tensor]) -> Any:
     """``value`` with each tensor whose ``id`` is a key of ``replacement`` replaced, in lists, tuples and dicts."""
     if isinstance(value, torch.Tensor):
