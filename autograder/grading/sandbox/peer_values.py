@@ -4,8 +4,8 @@ Part of the channel (``peer.py``, which loads this file by path in the kernel): 
 The reference (``autograder.reference.mnist_sgd``) defines its model and its batches here, since lent as
 handles they made ``train_model``'s check cross the channel for every batch: ``next(dl)`` (the batch's bytes),
 ``model(xb)`` and, in the validation loop, both again. Sent by value, the kernel has its own ``Linear1`` and
-``TensorBatches``; only the checker's loss function and ``backward`` through the loss still cross (and an
-optimizer other than a plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side.
+``TensorBatches``; only the calls of the checker's loss function still cross (and of an optimizer other than a
+plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side.
 
 - ``Linear1``: its parameters are leaf tensors that require grad, so they are *tracked* (``peer_tracking.py``):
   both copies of the model share them, values and gradients, as one object would.
