@@ -6,10 +6,10 @@ the student's ``train_model`` trains ``linear1`` in the calibrated setting (``TR
 loss never costs ``train_model`` points. The optimizer is PyTorch's ``SGD``, whose step at lr 1.0 is
 ``BasicOptim``'s bit for bit (``p - 1.0 * g`` is ``p - g``): it crosses the channel by value
 (``peer_values.py``), so a sandboxed kernel steps and zeroes the gradients without a round trip to the checker,
-while the reference's ``BasicOptim`` never leaves the checker. The loss that training passes through records each batch's
-predictions; afterwards each epoch's predictions are scored with the student's ``mnist_loss`` *and* the
-reference's, so the figure shows the student's loss next to the reference's on the same data (a loss without
-sigmoid, say, reads far from the reference's line).
+while the reference's ``BasicOptim`` never leaves the checker. The loss that training passes through records
+each batch's predictions; afterwards each epoch's predictions are scored with the student's ``mnist_loss``
+*and* the reference's, so the figure shows the student's loss next to the reference's on the same data (a loss
+without sigmoid, say, reads far from the reference's line).
 """
 
 from __future__ import annotations

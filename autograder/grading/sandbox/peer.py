@@ -323,8 +323,9 @@ class Peer:
         value = self.decode(reply.get("value"), buffers, {"outputs": outputs})
         graph = reply.get("graph")
         if graph is not None and outputs and torch.is_grad_enabled():
-            eager = self.decode(reply["eager"], buffers) if "eager" in reply else None
-            value = self._attach(value, as_str(graph), scope["differentiable"], outputs, wire.gradients_for(eager, scope["differentiable"]))
+            inputs = scope["differentiable"]
+            eager = wire.gradients_for(self.decode(reply["eager"], buffers), inputs) if "eager" in reply else None
+            value = self._attach(value, as_str(graph), inputs, outputs, eager)
         return value
 
     def _attach(self, value: Any, key: str, inputs: list[torch.Tensor], results: list[torch.Tensor], eager: list | None) -> Any:
@@ -384,8 +385,11 @@ class Peer:
         return wire.perform(target, op, header, args, kwargs)
 
     def _backward(self, key: str, args: list) -> list[torch.Tensor | None]:
-        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``KeptGraphs.backward``)."""
+        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``gradients_of_inputs``)."""
+        if key not in self.graphs:
+            raise RuntimeError("the graph of this result is no longer available (backward called too late)")
+        outputs, inputs = self.graphs[key]
         grad_outputs = args[0] if args and isinstance(args[0], list) else []
-        if key in self.graphs and len(grad_outputs) != len(self.graphs[key][0]):
+        if len(grad_outputs) != len(outputs):
             raise ChannelError("malformed output gradients")
-        return self.graphs.backward(key, grad_outputs)
+        return proxies.gradients_of_inputs(outputs, inputs, grad_outputs)

@@ -83,7 +83,7 @@ def eager_gradients(outputs: list[torch.Tensor], inputs: list[torch.Tensor]) -> 
 
 class KeptGraphs(OrderedDict):
     """This end's results that the other end may still call ``backward`` through: key -> (outputs, inputs), the
-    oldest dropped past ``limit``."""
+    oldest dropped past ``limit`` (``Peer._backward`` answers from them)."""
 
     def __init__(self, limit: int) -> None:
         super().__init__()
@@ -93,13 +93,6 @@ class KeptGraphs(OrderedDict):
         self[key] = (outputs, inputs)
         while len(self) > self.limit:
             self.popitem(last=False)
-
-    def backward(self, key: str, grad_outputs: Any) -> list[torch.Tensor | None]:
-        """Gradients of a kept call's differentiable arguments, given its outputs' gradients (``gradients_of_inputs``)."""
-        if key not in self:
-            raise RuntimeError("the graph of this result is no longer available (backward called too late)")
-        outputs, inputs = self[key]
-        return gradients_of_inputs(outputs, inputs, grad_outputs)
 
 
 def gradients_of_inputs(outputs: list[torch.Tensor], inputs: list[torch.Tensor], grad_outputs: list[Any]) -> list[torch.Tensor | None]:
