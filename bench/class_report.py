@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "grading"))
@@ -38,8 +39,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--students", type=int, default=5000, help="submissions in the class (default 5000)")
     parser.add_argument("--out", type=Path, help="course folder to write reports/ into (default: a temporary folder)")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="class-report-") as home:
-        os.environ["FASTAI_HOME"] = home
+    with tempfile.TemporaryDirectory(prefix="class-report-") as home, mock.patch.dict(os.environ, {"FASTAI_HOME": home}):
         archive = os.environ.get(ARCHIVE_ENV_VAR)
         if not archive:
             parser.error(f"set {ARCHIVE_ENV_VAR} to the MNIST sample: the training checks need it")
