@@ -2,9 +2,10 @@
 
 ``DaskExecutor`` registers it at the start of every batch (``register``; a worker that has it keeps it, and
 workers that join later get it from the scheduler). Each worker then holds one ``WarmCourses``: made when the
-plugin is set up, closed (spares, fork servers, folders) when the worker closes. The workers of one host share
-each course's fork servers (``host_share``). A worker that dies without closing takes the fork servers it
-started with it: they die with the thread that started them.
+plugin is set up, closed (spares, fork servers, folders) with the worker's grading folder when the worker closes.
+The workers of one host share each course's fork servers (``host_share``). A worker that dies without closing
+takes the fork servers it started with it: they die with the thread that started them; the next batch or worker
+removes its grading folder (``processes.remove_abandoned_folders``).
 
 This module imports ``distributed``: only the Dask executor and the tasks on a worker load it.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from distributed import Worker, WorkerPlugin, get_worker
 
-from autograder.grading.dask_tasks import worker_folder
+from autograder.grading.dask_tasks import remove_worker_folder, worker_folder
 from autograder.grading.host_share import host_folder, remove_abandoned
 from autograder.grading.worker_courses import WarmCourses
 
@@ -39,6 +40,7 @@ class WarmStartsPlugin(WorkerPlugin):
         courses, self.courses = self.courses, None
         if courses is not None:
             courses.close()
+        remove_worker_folder()
 
 
 def register(client) -> None:

@@ -91,8 +91,9 @@ _worker_folder_lock = threading.Lock()
 
 
 def worker_folder() -> Path:
-    """This process's folder for grading tasks, under the temporary folder; made at its first task (which first
-    removes the channel folders of dead graders), removed at exit.
+    """This process's folder for grading tasks, an owned folder under the temporary folder; made at its first
+    task (which first removes the owned folders of dead graders and workers), removed by ``remove_worker_folder``
+    (the plugin's teardown) or at exit, else by the next batch or worker once this process has ended.
 
     Holds the warm courses (``worker_courses.WarmCourses``) or, without them, each task's course and work folder
     and, beside them, what the sandbox stages once for all of them.
@@ -100,10 +101,19 @@ def worker_folder() -> Path:
     global _WORKER_FOLDER
     with _worker_folder_lock:
         if _WORKER_FOLDER is None or not _WORKER_FOLDER.is_dir():
-            processes.remove_abandoned_channels()
-            _WORKER_FOLDER = Path(tempfile.mkdtemp(prefix="autograder-worker-"))
+            processes.remove_abandoned_folders()
+            _WORKER_FOLDER = processes.owned_folder(processes.WORKER_PREFIX)
             atexit.register(shutil.rmtree, _WORKER_FOLDER, ignore_errors=True)
         return _WORKER_FOLDER
+
+
+def remove_worker_folder() -> None:
+    """Remove this process's grading folder and all it holds, if it has one; the next task makes a new one."""
+    global _WORKER_FOLDER
+    with _worker_folder_lock:
+        folder, _WORKER_FOLDER = _WORKER_FOLDER, None
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _warm_courses() -> WarmCourses | None:

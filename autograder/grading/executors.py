@@ -26,7 +26,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
-from autograder.grading import processes
 from autograder.grading.dask_tasks import course_payload, execution_from_payload, grade_on_worker, job_payload, task_slots_by_host
 from autograder.grading.limits import Limits
 from autograder.grading.outcome import Execution
@@ -84,7 +83,6 @@ class LocalExecutor:
     ) -> Completed:
         if limits.threads == 0:
             limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // self.jobs))
-        processes.remove_abandoned_channels()
         warm = WarmStarts(course_root, assignment, limits, work, len(submissions)) if self.warm else None
         try:
             with ThreadPoolExecutor(max_workers=self.jobs) as pool:

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import itertools
 import os
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -31,6 +30,7 @@ from typing import Any, Callable, Iterator
 import nbformat
 
 from autograder.course import notebook
+from autograder.grading import processes
 from autograder.grading import record as recording
 from autograder.grading import submissions as inputs
 from autograder.grading.cell_restore import changed_test_cells
@@ -359,8 +359,8 @@ def grade(
     target = Target.of(course_root, assignment)
     # one writer per course, from the plan (which sees what a run that held the lock before recorded) to the last record
     locked = course_lock(course_root, options.wait_for_lock, lambda message: notify("waiting", message))
-    with locked, tempfile.TemporaryDirectory(prefix="autograder-grade-") as tmp:
-        work = Path(tmp)
+    processes.remove_abandoned_folders()  # what graders and Dask workers killed before could not remove
+    with locked, processes.temporary_owned_folder(processes.GRADE_PREFIX) as work:
         collected = collect(source or course_root / "submitted", target, work / "input")
         decided = plan(target, collected, options)
         notify("plan", decided)

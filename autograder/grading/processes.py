@@ -6,9 +6,11 @@ killed, and tied to the life of the thread that started it (``child_setup``, see
 grading thread ends its processes with ``end``: their trees, then whatever is left in their sessions.
 
 Unix sockets need short paths (at most 107 bytes), so the sockets of a submission (checker, kernel) and of the
-batch's fork servers live in *channel folders* directly in the temporary folder (``channel_folder``), named
-after the process that made them. Their makers remove them; a grader killed with ``kill -9`` cannot, so each
-batch first removes the folders whose maker is dead (``remove_abandoned_channels``).
+batch's fork servers live in *channel folders* directly in the temporary folder (``channel_folder``). These, a
+batch's work folder (``autograder-grade-*``) and a Dask worker's folder (``autograder-worker-*``) are *owned
+folders*, named after the process that made them (``owned_folder``). Their makers remove them; a grader killed
+with ``kill -9``, or a Dask worker its nanny ends, cannot, so each batch and each Dask worker first removes the
+owned folders whose maker is dead (``remove_abandoned_folders``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -29,7 +32,12 @@ import psutil
 from autograder.grading.sandbox.lifetime import die_with_parent
 
 CHANNEL_PREFIX = "autograder-channel-"
-_CHANNEL_NAME = re.compile(re.escape(CHANNEL_PREFIX) + r"(?P<pid>\d+)-(?P<namespace>\d+)-")
+GRADE_PREFIX = "autograder-grade-"
+WORKER_PREFIX = "autograder-worker-"
+OWNED_PREFIXES = (CHANNEL_PREFIX, GRADE_PREFIX, WORKER_PREFIX)
+_OWNED_NAME = re.compile(
+    "(?:" + "|".join(map(re.escape, OWNED_PREFIXES)) + r")(?P<pid>\d+)-(?P<namespace>\d+)-"
+)
 KILL_WAIT_SECONDS = 5
 
 
@@ -130,7 +138,7 @@ def end(child: Child) -> None:
     child.wait()
 
 
-# --- channel folders ---------------------------------------------------------------------------------------
+# --- owned folders ------------------------------------------------------------------------------------------
 
 
 def _temporary_folder() -> Path:
@@ -146,50 +154,76 @@ def _pid_namespace() -> int:
         return 0
 
 
+def owned_folder(prefix: str, mode: int = 0o700, base: Path | None = None) -> Path:
+    """A new folder ``<prefix><pid>-<pid namespace>-<random>`` in ``base`` (default: the temporary folder), named
+    after this process so that ``remove_abandoned_folders`` can tell when its maker has ended.
+
+    Args:
+        prefix: one of ``OWNED_PREFIXES``.
+        mode: the folder's permissions.
+        base: where to make it.
+    """
+    if prefix not in OWNED_PREFIXES:
+        raise ValueError(f"{prefix!r} is not one of the owned folders' prefixes {OWNED_PREFIXES}")
+    folder = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-{_pid_namespace()}-", dir=base))
+    folder.chmod(mode)
+    return folder
+
+
+@contextmanager
+def temporary_owned_folder(prefix: str, base: Path | None = None) -> Iterator[Path]:
+    """``owned_folder``, private, removed with all it holds when the block ends (as ``TemporaryDirectory``)."""
+    folder = owned_folder(prefix, base=base)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def channel_folder(mode: int = 0o700, base: Path | None = None) -> Path:
-    """A new folder with a short path for Unix sockets, named after this process (``remove_abandoned_channels``).
+    """A new owned folder with a short path for Unix sockets.
 
     Args:
         mode: the folder's permissions.
         base: where to make it; default ``/tmp`` (short, whatever ``TMPDIR`` says), else the temporary folder.
     """
-    prefix = f"{CHANNEL_PREFIX}{os.getpid()}-{_pid_namespace()}-"
-    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base or _temporary_folder()))
-    folder.chmod(mode)
-    return folder
+    return owned_folder(CHANNEL_PREFIX, mode, base or _temporary_folder())
 
 
-def channel_owner(folder: Path) -> int | None:
-    """The pid of the process that made channel folder ``folder``, when it was made in this PID namespace."""
-    found = _CHANNEL_NAME.match(folder.name)
+def folder_owner(folder: Path) -> int | None:
+    """The pid of the process that made owned folder ``folder``, when it was made in this PID namespace."""
+    found = _OWNED_NAME.match(folder.name)
     if found is None or int(found["namespace"]) != _pid_namespace():
         return None
     return int(found["pid"])
 
 
-def remove_abandoned_channels(base: Path | None = None) -> list[Path]:
-    """Remove the channel folders under ``base`` (default: where ``channel_folder`` makes them) whose maker has
-    ended; never one of a running process, nor one made elsewhere. A folder that cannot be removed is left.
+def remove_abandoned_folders(base: Path | None = None) -> list[Path]:
+    """Remove the owned folders under ``base`` (default: ``/tmp`` and the temporary folder) whose maker has
+    ended; never one of a running process, nor one made in another PID namespace. A folder that cannot be
+    removed (another user's) is left.
 
     Returns:
         The folders removed.
     """
     removed = []
-    try:
-        candidates = list((base or _temporary_folder()).glob(f"{CHANNEL_PREFIX}*"))
-    except OSError:
-        return removed
-    for folder in candidates:
-        owner = channel_owner(folder)
-        if owner is None or psutil.pid_exists(owner):
+    for where in [base] if base else sorted({_temporary_folder(), Path(tempfile.gettempdir())}):
+        try:
+            candidates = [path for prefix in OWNED_PREFIXES for path in where.glob(f"{prefix}*")]
+        except OSError:
             continue
-        shutil.rmtree(folder, ignore_errors=True)
-        if not folder.exists():
-            removed.append(folder)
+        for folder in candidates:
+            owner = folder_owner(folder)
+            if owner is None or psutil.pid_exists(owner):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            if not folder.exists():
+                removed.append(folder)
     return removed
 
 
 __all__ = [
-    "CHANNEL_PREFIX", "Child", "channel_folder", "channel_owner", "child_setup", "end", "kill", "kill_session",
-    "remove_abandoned_channels", "start", "tree", "tree_of", "usage",
+    "CHANNEL_PREFIX", "GRADE_PREFIX", "OWNED_PREFIXES", "WORKER_PREFIX", "Child", "channel_folder", "child_setup",
+    "end", "folder_owner", "kill", "kill_session", "owned_folder", "remove_abandoned_folders", "start",
+    "temporary_owned_folder", "tree", "tree_of", "usage",
 ]

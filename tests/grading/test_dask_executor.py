@@ -25,7 +25,7 @@ from submission_files import put_submission
 
 from autograder.course import CONFIG_NAME, scratch_course
 from autograder.grading.demo import fill, solution_snippets
-from autograder.grading import host_share
+from autograder.grading import dask_tasks, host_share, processes
 from autograder.grading.executors import DaskExecutor, ExecutorError, LocalExecutor, grade_on_worker, make_executor
 from autograder.grading.pipeline import GradeOptions, grade, load_results, results_folder
 from autograder.grading.submissions import Submission
@@ -401,6 +401,12 @@ def warm_courses_on_workers(client) -> dict[str, list[dict]]:
     return client.run(here)
 
 
+def worker_folder_of_this_worker() -> str:
+    from autograder.grading import dask_tasks
+
+    return str(dask_tasks.worker_folder())
+
+
 def running(pid: int) -> bool:
     import psutil
 
@@ -431,6 +437,8 @@ def test_a_worker_keeps_each_courses_fork_servers_and_spares_and_closes_them_wit
         (kept,) = warm_courses_on_workers(client).values()
         servers = [pid for course in kept for pid in course["servers"]]
         assert len(servers) == 6 and all(map(running, servers)), kept
+        (own,) = client.run(worker_folder_of_this_worker).values()
+        assert Path(own).is_dir() and Path(own).name.startswith(processes.WORKER_PREFIX), own
 
     assert sorted((r.student, r.status, r.score, r.max_score) for r in quick.submissions) == [
         (student, Status.KERNEL_DIED, 0.0, 10.0) for student in ("ada", "bob", "cy")]
@@ -443,6 +451,7 @@ def test_a_worker_keeps_each_courses_fork_servers_and_spares_and_closes_them_wit
         time.sleep(0.2)
     assert not [pid for pid in servers if running(pid)], "fork servers left running after the cluster closed"
     assert not [course["base"] for course in kept if Path(course["base"]).exists()]
+    assert not Path(own).exists(), "the worker's grading folder outlived the worker"
 
 
 @pytest.mark.slow
@@ -563,7 +572,9 @@ def test_the_plugin_gives_a_worker_warm_courses_and_closes_them_at_teardown(monk
     plugin = dask_plugin.WarmStartsPlugin()
     plugin.setup(worker=None)
     courses = plugin.courses
-    assert isinstance(courses, dask_plugin.WarmCourses)
+    own = dask_tasks.worker_folder()
+    assert isinstance(courses, dask_plugin.WarmCourses) and own.is_dir()
     plugin.teardown(worker=None)
     assert closed == [courses] and plugin.courses is None
+    assert not own.exists(), "teardown removes the worker's grading folder"
     assert dask_plugin.worker_courses() is None, "outside a worker"

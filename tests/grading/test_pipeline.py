@@ -17,7 +17,7 @@ import pytest
 
 from autograder.course import scratch_course
 from autograder.grading.demo import fill, solution_snippets
-from autograder.grading import pipeline
+from autograder.grading import pipeline, processes
 from autograder.grading.pipeline import GradeOptions, GradingError, grade, load_results, results_folder
 from autograder.grading.record import cell_results, needs_registration, record_zero
 from autograder.grading.outcome import Execution
@@ -315,7 +315,10 @@ def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnis
         put(incoming, student, solved(course))
     command = [sys.executable, "-m", "autograder.cli", "grade", ASSIGNMENT, "--course", str(course),
                "--input", str(incoming), "-j", "1", "--cell-timeout", "60"]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    scratch = tmp_path / "scratch"  # the batches' work folders ($TMPDIR); channel folders stay in /tmp
+    scratch.mkdir()
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, env=env)
     folder = results_folder(course, ASSIGNMENT)
     deadline = time.time() + 240
     while time.time() < deadline and len(list(folder.glob("*.json"))) < 1:
@@ -324,8 +327,12 @@ def test_kill_9_mid_batch_then_rerun_loses_and_duplicates_nothing(tmp_path, mnis
     process.wait()
     partial = len(list(folder.glob("*.json")))
     assert 1 <= partial < len(students), "the kill should land mid-batch"
-    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    left = [*scratch.glob(f"{processes.GRADE_PREFIX}{process.pid}-*"), *Path("/tmp").glob(f"{processes.CHANNEL_PREFIX}{process.pid}-*")]
+    assert left, "a killed grader cannot remove its folders"
+    rerun = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert rerun.returncode == 0, rerun.stdout[-2000:]
+    assert not [path for path in left if path.exists()], "the next batch removes the killed grader's folders"
+    assert not list(scratch.glob(f"{processes.GRADE_PREFIX}*")), "a batch that ends removes its own work folder"
     batch = load_results(course, ASSIGNMENT)
     assert [r.student for r in batch.submissions] == students
     assert all(r.status == Status.GRADED and r.score == 10.0 for r in batch.submissions)
