@@ -15,6 +15,7 @@ owned folders whose maker is dead (``remove_abandoned_folders``).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -22,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -79,12 +81,52 @@ def start(
     )
 
 
-def tree(process: psutil.Process) -> list[psutil.Process]:
-    """``process`` and all its descendants; empty when it has ended."""
+@functools.cache
+def _proc_lists_children() -> bool:
+    """Whether this system's ``/proc`` lists each thread's children (Linux: ``/proc/PID/task/TID/children``)."""
+    return os.path.exists(f"/proc/self/task/{threading.get_native_id()}/children")
+
+
+def _child_pids(pid: int) -> list[int]:
+    """The pids of the children of process ``pid``, read from its threads' ``children`` files in ``/proc``
+    (empty when it has ended): files of this process only, where psutil reads every process of the system."""
     try:
-        return [process, *process.children(recursive=True)]
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    pids = []
+    for thread in threads:
+        try:
+            with open(f"/proc/{pid}/task/{thread}/children", "rb") as listing:
+                pids.extend(map(int, listing.read().split()))
+        except OSError:  # the thread has ended
+            continue
+    return pids
+
+
+def tree(process: psutil.Process) -> list[psutil.Process]:
+    """``process`` and all its descendants; empty when it has ended.
+
+    Where ``/proc`` lists children, the descendants are found from ``process`` down, at a cost that grows with
+    the tree, not with the number of processes on the machine (a watcher calls this every second, on shared
+    hosts too); elsewhere psutil's ``children(recursive=True)`` finds them.
+    """
+    try:
+        if not _proc_lists_children():
+            return [process, *process.children(recursive=True)]
+        if not process.is_running():
+            return []
     except psutil.NoSuchProcess:
         return []
+    found, pending = [process], _child_pids(process.pid)
+    while pending:
+        pid = pending.pop()
+        try:
+            found.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+        pending.extend(_child_pids(pid))
+    return found
 
 
 def tree_of(pid: int) -> list[psutil.Process]:

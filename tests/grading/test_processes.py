@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,50 @@ def test_an_owned_folder_that_cannot_be_removed_is_left_without_failing(tmp_path
         assert stuck.is_dir()
     finally:
         (stuck / "inner").chmod(0o700)
+
+
+FAMILY = """
+import subprocess, sys, threading, time
+sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+parent_of_one = [sys.executable, "-c", "import subprocess, sys, time; subprocess.Popen(%r); time.sleep(120)" % (sleeper,)]
+def from_a_thread():
+    subprocess.Popen(parent_of_one)  # a child of this thread, which then keeps running
+    time.sleep(120)
+threading.Thread(target=from_a_thread, daemon=True).start()
+subprocess.Popen(sleeper)
+time.sleep(120)
+"""
+
+
+@pytest.fixture
+def family():
+    """A process with a child of its main thread, and a child of another thread that has a child of its own."""
+    import psutil
+
+    parent = subprocess.Popen([sys.executable, "-c", FAMILY])
+    root = psutil.Process(parent.pid)
+    deadline = time.monotonic() + 30
+    while len(root.children(recursive=True)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield root
+    processes.kill([root, *root.children(recursive=True)])
+    parent.wait()
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
+def test_a_tree_read_from_proc_is_the_one_psutil_finds(family, monkeypatch):
+    expected = sorted(proc.pid for proc in [family, *family.children(recursive=True)])
+    assert len(expected) == 4
+    assert processes._proc_lists_children()
+    assert sorted(proc.pid for proc in processes.tree(family)) == expected
+    monkeypatch.setattr(processes, "_proc_lists_children", lambda: False)
+    assert sorted(proc.pid for proc in processes.tree(family)) == expected, "the psutil fallback finds the same"
+
+
+def test_the_tree_of_an_ended_process_is_empty():
+    import psutil
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc = psutil.Process(child.pid)
+    child.wait()
+    assert processes.tree(proc) == [] and processes.tree_of(child.pid) == []
