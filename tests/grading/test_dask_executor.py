@@ -16,6 +16,7 @@ import re
 import time
 import shutil
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
@@ -578,3 +579,18 @@ def test_the_plugin_gives_a_worker_warm_courses_and_closes_them_at_teardown(monk
     assert closed == [courses] and plugin.courses is None
     assert not own.exists(), "teardown removes the worker's grading folder"
     assert dask_plugin.worker_courses() is None, "outside a worker"
+
+
+def test_a_workers_first_task_removes_the_folders_of_ended_workers_and_teardown_its_own(tmp_path, monkeypatch):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    mine = processes.owned_folder(processes.WORKER_PREFIX, base=tmp_path)
+    left = mine.rename(tmp_path / mine.name.replace(f"-{os.getpid()}-", f"-{ended.pid}-", 1))
+    (left / ".sandbox-shared").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(dask_tasks, "_WORKER_FOLDER", None)
+    own = dask_tasks.worker_folder()
+    assert not left.exists(), "the folder of a worker that ended is removed"
+    assert own.parent == tmp_path and processes.folder_owner(own) == os.getpid()
+    dask_tasks.remove_worker_folder()
+    assert not own.exists() and dask_tasks._WORKER_FOLDER is None
