@@ -16,12 +16,13 @@ import re
 import time
 import shutil
 import subprocess
-import tempfile
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
 import pytest
+from owned_folders import dead_pid, made_by
 from submission_files import put_submission
 
 from autograder.course import CONFIG_NAME, scratch_course
@@ -582,10 +583,7 @@ def test_the_plugin_gives_a_worker_warm_courses_and_closes_them_at_teardown(monk
 
 
 def test_a_workers_first_task_removes_the_folders_of_ended_workers_and_teardown_its_own(tmp_path, monkeypatch):
-    ended = subprocess.Popen([sys.executable, "-c", "pass"])
-    ended.wait()
-    mine = processes.owned_folder(processes.WORKER_PREFIX, base=tmp_path)
-    left = mine.rename(tmp_path / mine.name.replace(f"-{os.getpid()}-", f"-{ended.pid}-", 1))
+    left = made_by(dead_pid(), tmp_path, processes.WORKER_PREFIX)
     (left / ".sandbox-shared").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setattr(dask_tasks, "_WORKER_FOLDER", None)

@@ -10,23 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from owned_folders import dead_pid, made_by
 
 from autograder.grading import processes
-
-
-def _dead_pid() -> int:
-    """The pid of a process that has ended (and been reaped)."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
-
-
-def _made_by(pid: int, base: Path, prefix: str = processes.CHANNEL_PREFIX) -> Path:
-    """An owned folder in ``base`` as process ``pid`` would have made it."""
-    mine = processes.owned_folder(prefix, base=base)
-    theirs = base / mine.name.replace(f"-{os.getpid()}-", f"-{pid}-", 1)
-    mine.rename(theirs)
-    return theirs
 
 
 def test_a_channel_folder_is_short_private_and_names_its_maker(tmp_path):
@@ -43,14 +29,14 @@ def test_a_channel_folder_is_short_private_and_names_its_maker(tmp_path):
 def test_a_batch_removes_the_owned_folders_of_dead_makers_and_keeps_the_live_ones(tmp_path, prefix):
     live = processes.owned_folder(prefix, base=tmp_path)
     (live / "checker.sock").write_text("")
-    dead = _made_by(_dead_pid(), tmp_path, prefix)
+    dead = made_by(dead_pid(), tmp_path, prefix)
     (dead / "ipc").mkdir()
     (dead / "ipc" / "k-1").write_text("")
     unknown = tmp_path / f"{prefix}notapid"
     unknown.mkdir()
-    other_namespace = tmp_path / f"{prefix}{_dead_pid()}-1-abc"
+    other_namespace = tmp_path / f"{prefix}{dead_pid()}-1-abc"
     other_namespace.mkdir()
-    someone_elses = tmp_path / f"autograder-other-{_dead_pid()}-{processes._pid_namespace()}-abc"
+    someone_elses = tmp_path / f"autograder-other-{dead_pid()}-{processes._pid_namespace()}-abc"
     someone_elses.mkdir()
     assert processes.remove_abandoned_folders(tmp_path) == [dead]
     assert not dead.exists()
@@ -70,7 +56,7 @@ def test_a_temporary_owned_folder_is_private_and_goes_with_its_block(tmp_path):
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may remove any folder")
 def test_an_owned_folder_that_cannot_be_removed_is_left_without_failing(tmp_path):
-    stuck = _made_by(_dead_pid(), tmp_path)
+    stuck = made_by(dead_pid(), tmp_path)
     (stuck / "inner").mkdir()
     (stuck / "inner" / "file").write_text("")
     (stuck / "inner").chmod(0o500)
