@@ -32,6 +32,8 @@ import resource
 import signal
 import stat
 import sys
+import threading
+import time
 import types
 
 PROCESS_EVENTS = frozenset({
@@ -50,6 +52,15 @@ READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.ge
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 MAX_REMEMBERED_FOLDERS = 4096
+PSEUDO_FILE_SYSTEMS = ("/proc", "/sys")
+"""Whose folders gain and lose entries without a change of their ctime: never listed by the audit hook."""
+LIST_AFTER_OPENS = 64
+"""Files opened in one unchanged folder before the audit hook lists it for symbolic links (see ``without_links``
+in ``_install_audit_hook``): a folder the notebook only writes to, or opens a few files of, is never listed."""
+SETTLED_NS = 3_000_000_000
+"""How long a folder must have stayed unchanged (its ctime) before a listing of it is trusted: a file system's
+clock ticks coarser than a nanosecond (up to 2 s), and a change made within the same tick as the listing
+would leave the ctime as it was."""
 
 
 def _limit_resources(config: dict) -> None:
@@ -157,8 +168,8 @@ def _cap_output(limit: int, log_fd: int) -> None:
 
 def _install_audit_hook(config: dict, log_fd: int) -> None:
     """Install the hook; nothing outside this function keeps a reference to it or to its rules."""
-    lstat, stat_path, readlink, getcwd, getpid = os.lstat, os.stat, os.readlink, os.getcwd, os.getpid
-    is_link, fspath, getframe = stat.S_ISLNK, os.fspath, sys._getframe
+    lstat, stat_path, readlink, getcwd, getpid, scandir = os.lstat, os.stat, os.readlink, os.getcwd, os.getpid, os.scandir
+    is_link, fspath, getframe, get_ident, time_ns = stat.S_ISLNK, os.fspath, sys._getframe, threading.get_ident, time.time_ns
     scratch = os.path.realpath(config["scratch"])
     readable = tuple(os.path.realpath(p) for p in config["readable"]) + (scratch,)
     denied = tuple(os.path.realpath(p) for p in config["denied"])
@@ -168,6 +179,8 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
     my_pid_text = str(my_pid)
 
     real_folders: dict[str, tuple[str, int, int]] = {}  # folder as named -> (real path, device, inode)
+    listings: dict[str, list] = {}  # real folder -> [(device, inode, ctime), holds no link (None: not listed yet), opens]
+    listing_threads: set[int] = set()  # threads listing a folder for the hook, whose own events the hook lets pass
 
     def walk(resolved: str, parts: list) -> str:
         """``resolved`` (a real path) joined with ``parts``, following symlinks as the system would."""
@@ -222,7 +235,47 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
                 if len(real_folders) >= MAX_REMEMBERED_FOLDERS:
                     real_folders.clear()
                 real_folders[folder] = (real_folder, found.st_dev, found.st_ino)
+        if name not in ("", ".", "..") and not real_folder.startswith(PSEUDO_FILE_SYSTEMS) and without_links(real_folder, found):
+            return real_folder + "/" + name  # what walk would return: no entry of the folder is a link
         return walk(real_folder, [name]) or "/"
+
+    def without_links(real_folder: str, found: os.stat_result) -> bool:
+        """Whether no entry of ``real_folder`` (``found``: its ``stat``) is a symbolic link, known from a listing of
+        the folder made while it was in the same state: device, inode and ctime. Adding, removing or renaming an
+        entry, by this process or any other, changes the folder's ctime, and nothing can set it back, so a folder
+        changed since its listing is looked at name by name again (``walk``), as is any folder until it has been
+        listed: once ``LIST_AFTER_OPENS`` files were opened in it while it stayed unchanged, and at least
+        ``SETTLED_NS`` after its last change.
+
+        A notebook that reads thousands of images from one folder then pays one ``stat`` per file, not two.
+        """
+        state = (found.st_dev, found.st_ino, found.st_ctime_ns)
+        known = listings.get(real_folder)
+        if known is None or known[0] != state:
+            if len(listings) >= MAX_REMEMBERED_FOLDERS:
+                listings.clear()
+            listings[real_folder] = [state, None, 1]
+            return False
+        if known[1] is not None:
+            return known[1]
+        known[2] += 1
+        if known[2] < LIST_AFTER_OPENS or time_ns() - state[2] < SETTLED_NS:
+            return False
+        known[1] = lists_no_link(real_folder)
+        return known[1]
+
+    def lists_no_link(real_folder: str) -> bool:
+        """List ``real_folder``; True when none of its entries is a symbolic link. The listing's own audit event is
+        the hook's, not the notebook's: it is neither checked nor logged."""
+        thread = get_ident()
+        listing_threads.add(thread)
+        try:
+            with scandir(real_folder) as entries:
+                return not any(entry.is_symlink() for entry in entries)
+        except OSError:
+            return False
+        finally:
+            listing_threads.discard(thread)
 
     def under(path: str, roots: tuple) -> bool:
         return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
@@ -230,7 +283,24 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
     readable_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in readable)
     denied_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in denied)
 
+    all_prefixes = tuple(prefix for _, prefix, _ in readable_prefixes + denied_prefixes)
+    verdicts: dict[str, bool | None] = {}  # folder -> the verdict for every file in it (None: it differs by file)
+    undecided = object()
+
     def may_read(path: str) -> bool:
+        """``decide(path)``, remembered for ``path``'s folder when no root lies in that folder, so that every file
+        in it gets the same verdict."""
+        folder = path.rpartition("/")[0]
+        verdict = verdicts.get(folder, undecided)
+        if verdict is undecided:
+            inner = folder + "/"
+            verdict = None if not folder or any(prefix.startswith(inner) for prefix in all_prefixes) else decide(path)
+            if len(verdicts) >= MAX_REMEMBERED_FOLDERS:
+                verdicts.clear()
+            verdicts[folder] = verdict
+        return decide(path) if verdict is None else verdict
+
+    def decide(path: str) -> bool:
         """The most specific root containing ``path`` decides; a denied root wins a tie."""
         best, allowed = -1, False
         for root, prefix, length in readable_prefixes:
@@ -259,9 +329,11 @@ def _install_audit_hook(config: dict, log_fd: int) -> None:
             refuse(f"{action} {real}")
 
     def hook(event: str, args: tuple) -> None:
+        if listing_threads and get_ident() in listing_threads:
+            return
         if event == "open":
             path, mode, flags = args
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (mode is None and bool(flags & WRITE_FLAGS))
+            writing = (isinstance(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (mode is None and bool(flags & WRITE_FLAGS))
             check_path(path, writing, "writing" if writing else "reading")
         elif event == "import":
             name = args[0] or ""
