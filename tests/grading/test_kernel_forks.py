@@ -61,6 +61,8 @@ DRIVER = textwrap.dedent('''
 ''')
 
 PROBES = {
+    "tracebacks": "import sys; lexers = sys.modules.get('pygments.lexers.python');"
+                  " print('stack_data' in sys.modules, lexers is not None and '_tokens' in vars(lexers.PythonLexer))",
     "probe": "import os, sys; print(os.getpid(), os.getppid(), 'pandas' in sys.modules, os.getcwd() == os.environ['HOME'])",
     "refused": "open({course!r}).read()",
     "interrupted": "import time; time.sleep(60)",
@@ -111,6 +113,7 @@ def test_a_forked_kernel_is_sandboxed_interruptible_and_ends_with_its_stand_in(t
     assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
     assert result["debugger"] == "None False"  # started without ipykernel's debugger: no debugpy, no pydevd
     assert result["frozen"] == "True"  # the preloaded libraries' objects are out of the collector's reach
+    assert result["tracebacks"] == "True True"  # before its first traceback: the server formatted one already
     psutil.wait_procs([psutil.Process(int(pid))] if psutil.pid_exists(int(pid)) else [], timeout=30)
     assert not psutil.pid_exists(int(pid)) or psutil.Process(int(pid)).status() == psutil.STATUS_ZOMBIE
     assert forks.process.poll() is None  # the server outlives its kernels
@@ -163,6 +166,7 @@ def test_without_a_reachable_server_the_kernel_boots_on_its_own(tmp_path):
     assert result["interrupted"] == "KeyboardInterrupt" and result["after_interrupt"] == "42"
     assert result["debugger"] == "None False"
     assert result["frozen"] == "False"
+    assert result["tracebacks"] == "False False"
 
 
 @pytest.mark.parametrize(("ending", "words"), [

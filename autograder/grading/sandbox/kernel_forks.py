@@ -50,6 +50,9 @@ PRELOAD = (
     "torch", "torchvision", "numpy", "pandas", "scipy", "sklearn", "sklearn.model_selection", "matplotlib", "matplotlib.figure",
     "matplotlib.axes", "matplotlib.image", "matplotlib.backend_bases", "PIL", "plum", "beartype", "beartype.door", "requests",
     "ipykernel.kernelapp",
+    # what a kernel imports on its first cell, its first image or its first traceback
+    "IPython.core.logger", "sqlite3", "PIL.BmpImagePlugin", "PIL.GifImagePlugin", "PIL.JpegImagePlugin", "PIL.PngImagePlugin",
+    "PIL.PpmImagePlugin",
     # what fastprogress's HTML bars (fasthtml) and fastai's imports pull in without fastcore
     "yaml", "anyio", "itsdangerous", "python_multipart", "pdb", "configparser", "xml.sax.saxutils", "starlette.applications",
     "starlette.authentication", "starlette.background", "starlette.config", "starlette.endpoints", "starlette.formparsers",
@@ -183,6 +186,7 @@ def serve(config: dict) -> None:
     _preload(config.get("preload", PRELOAD))
     with _as_in_a_notebook():
         _preload(config.get("preload_as_in_a_notebook", PRELOAD_AS_IN_A_NOTEBOOK))
+    _warm_up_tracebacks()
     fork_server.serve(listener, KernelForking(kernel_boot), "fork server")
 
 
@@ -194,6 +198,23 @@ def _preload(names: list[str]) -> None:
                 importlib.import_module(name)
         except Exception as error:  # noqa: BLE001 - a missing library is imported (or not) by the kernel itself
             print(f"fork server: not preloading {name}: {error}", file=sys.stderr, flush=True)
+
+
+def _warm_up_tracebacks() -> None:
+    """Pay once per batch what the first traceback of every kernel would (a failing test cell shows one): IPython's
+    formatter imports ``stack_data`` and compiles pygments' Python lexer, and ``inspect.getmodule`` maps every
+    loaded module to its file (with fastai loaded, about 0.05 CPU s in all). Each forked kernel inherits the
+    results; what it imports later is mapped when its first traceback needs it."""
+    try:
+        from IPython.core.ultratb import AutoFormattedTB
+
+        formatter = AutoFormattedTB(mode="Context", theme_name="linux")
+        try:
+            raise AssertionError("a traceback formatted once by the fork server")
+        except AssertionError:
+            formatter.structured_traceback(*sys.exc_info())
+    except Exception as error:  # noqa: BLE001 - without the warm-up, a kernel's first traceback pays it, as before
+        print(f"fork server: tracebacks not warmed up: {error}", file=sys.stderr, flush=True)
 
 
 class ZMQInteractiveShell:
