@@ -1,6 +1,6 @@
 """The kernel's audit hook decides a file's path as fast as a folder of thousands of images needs, and as right.
 
-``kernel_boot._install_audit_hook`` resolves every opened path through its links before it decides. Two
+``audit_hook.install`` (through ``kernel_boot._install_audit_hook``) resolves every opened path through its links before it decides. Two
 shortcuts spare a notebook that reads the MNIST sample two ``lstat`` calls and a loop over every root per image:
 a folder listed once without links (and unchanged since: same device, inode and ctime) has its files resolved
 without looking at each name, and a folder with no root inside gets one verdict for all its files. These tests
@@ -79,8 +79,8 @@ class Hook:
 @pytest.fixture
 def quick_listing(monkeypatch):
     """List a folder after two opens, once it has been unchanged for ``SETTLE_SECONDS``."""
-    monkeypatch.setattr(kernel_boot, "LIST_AFTER_OPENS", 2)
-    monkeypatch.setattr(kernel_boot, "SETTLED_NS", int(SETTLE_SECONDS * 1e9))
+    monkeypatch.setattr(kernel_boot.AUDIT_HOOK, "LIST_AFTER_OPENS", 2)
+    monkeypatch.setattr(kernel_boot.AUDIT_HOOK, "SETTLED_NS", int(SETTLE_SECONDS * 1e9))
 
 
 def images_and_secret(tmp_path: Path) -> tuple[Path, Path]:
@@ -130,7 +130,7 @@ def test_a_folder_changed_within_the_settling_time_is_not_listed(tmp_path, monke
     """A change in the same clock tick as a listing would keep the folder's ctime: a folder changed less than
     ``SETTLED_NS`` ago is looked at name by name, however many of its files are opened."""
     images, secret = images_and_secret(tmp_path)
-    monkeypatch.setattr(kernel_boot, "LIST_AFTER_OPENS", 2)
+    monkeypatch.setattr(kernel_boot.AUDIT_HOOK, "LIST_AFTER_OPENS", 2)
     hook = Hook(tmp_path, monkeypatch, [tmp_path / "data"], [secret])
     read_every_image(hook, images)
     hook.lstat_calls = 0

@@ -1,7 +1,8 @@
 """Isolation by the operating system: one process in a bubblewrap (``bwrap``) namespace sandbox, under limits.
 
-The audit hook of ``kernel_boot.py`` lives inside the student's interpreter; native code (``torch.from_file``,
-``numpy.fromfile``, ``mmap``) opens files without an audit event. A namespace sandbox removes what the kernel must
+The kernel's audit hook (``audit_hook.py``, installed by ``kernel_boot.py``) lives inside the student's interpreter;
+native code (``torch.from_file``, ``numpy.fromfile``, ``mmap``) opens files without an audit event. A namespace
+sandbox removes what the kernel must
 not touch instead of refusing it: the course, the reference, the checks, the gradebook and the other submissions
 are simply not in its filesystem. This module builds sandboxes (``joining.py``, standalone, enters them):
 
