@@ -24,9 +24,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "autograder"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
-LONG_FUNCTIONS_ALLOWED = {("autograder/grading/sandbox/audit_hook.py", "install")}
-"""(file, function) pairs allowed over ``MAX_FUNCTION_LINES``: the audit hook is one closure on purpose, so that
-no name it relies on can be reached (and patched) from the student's kernel."""
+LONG_FUNCTIONS_ALLOWED = {("autograder/grading/sandbox/audit_hook.py", "_decisions")}
+"""(file, function) pairs allowed over ``MAX_FUNCTION_LINES``: the audit hook's decisions are one generator on
+purpose, their state in its local variables, which the student's kernel can read from its frames but not change;
+a helper function would be one more thing to keep the kernel from changing."""
 
 
 def module_files(root: Path, package: str = PACKAGE) -> dict[str, Path]:

@@ -1,19 +1,36 @@
 """The kernel's PEP 578 audit hook: what a sandboxed notebook may open, import, start and reach.
 
 Part of the kernel's start (``kernel_boot.py``, which loads this file by path and installs the hook last, just
-before the first cell). Standalone: it imports nothing from ``autograder``. ``install`` captures every function
-it needs before any student code runs; an audit hook cannot be removed once added.
+before the first cell). Standalone: it imports nothing from ``autograder``. An audit hook cannot be removed.
+
+The notebook's code can reach the hook's frames and read their variables: through a refusal's traceback
+(``tb_frame``), a signal handler that interrupts the hook (it is handed the frame), or an ``__fspath__`` the hook
+calls (``sys._getframe().f_back``). Nothing it reaches there changes a decision:
+
+- the decisions run in a generator (``_decisions``) whose state is its own local variables, which nothing outside
+  it can write (before Python 3.13), and whose caches are read-only mappings, replaced whole when they grow;
+- ``_decisions`` reads every module global and builtin it needs before its first ``yield``, so that rebinding
+  them later changes nothing, and calls only functions that read no global (``_walk``, ``_decide``);
+- the hook that Python calls (``install``'s ``hook``) first turns the event's arguments into plain values (exact
+  ``str``, ``bytes``, ``int``, tuples of them) without running any code of the notebook: it never calls an
+  ``__fspath__``, which could answer the hook another path than the one it gave the system call a moment before.
+  Of a path object it reads an ``os.DirEntry``'s ``path``, and the text that ``pathlib`` stored in a ``PosixPath``
+  or ``PurePosixPath`` as the call turned it into a string, as long as nothing of ``pathlib``'s that makes that
+  text was replaced; any other object is refused where a path is expected;
+- changing the code or defaults of a function the hook calls (``object.__setattr__``) is refused and logged.
 """
 
 from __future__ import annotations
 
+import builtins
 import os
+import pathlib
 import stat
 import sys
 import threading
 import time
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 
 PROCESS_EVENTS = frozenset({
     "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn", "subprocess.Popen", "pty.spawn",
@@ -28,221 +45,289 @@ PRIVILEGE_EVENTS = frozenset({"os.chroot", "os.setuid", "os.setgid", "os.setreui
 WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.chmod": (0,),
                 "os.truncate": (0,), "os.utime": (0,), "shutil.rmtree": (0,), "os.chdir": ()}
 READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.getxattr": (0,), "os.listxattr": (0,)}
+SIGNAL_EVENTS = frozenset({"os.kill", "os.killpg", "signal.pthread_kill"})
+SOCKET_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"})
+WATCHED_EVENTS = (PROCESS_EVENTS | NATIVE_EVENTS | INTROSPECTION_EVENTS | PRIVILEGE_EVENTS | SIGNAL_EVENTS | SOCKET_EVENTS
+                  | frozenset(WRITE_EVENTS) | frozenset(READ_EVENTS) | {"open", "import", "sqlite3.connect", "ctypes.dlopen"})
+"""Every event the decisions look at; any other passes at once."""
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 MAX_REMEMBERED_FOLDERS = 4096
 PSEUDO_FILE_SYSTEMS = ("/proc", "/sys")
 """Whose folders gain and lose entries without a change of their ctime: never listed by the audit hook."""
 LIST_AFTER_OPENS = 64
-"""Files opened in one unchanged folder before the audit hook lists it for symbolic links (see ``without_links``
-in ``install``): a folder the notebook only writes to, or opens a few files of, is never listed."""
+"""Files opened in one unchanged, readable folder before the audit hook lists it for symbolic links (see
+``_decisions``): a folder the notebook only writes to, or opens a few files of, is never listed."""
 SETTLED_NS = 3_000_000_000
 """How long a folder must have stayed unchanged (its ctime) before a listing of it is trusted: a file system's
 clock ticks coarser than a nanosecond (up to 2 s), and a change made within the same tick as the listing
 would leave the ctime as it was."""
+OPAQUE = object()
+"""What the hook passes on for an argument that is not a plain value, a known path or a tuple of plain values."""
+
+Refusal = Callable[[int, str, "types.FrameType | None"], PermissionError]
+"""Logs a refused action (the log's descriptor, what, the frame that tried it) and returns the error to raise."""
 
 
-def install(config: dict, log_fd: int, log_refusal: Callable[[int, str, types.FrameType | None], PermissionError]) -> None:
-    """Install the hook; nothing outside this function keeps a reference to it or to its rules. A refusal is
-    written to ``log_fd`` by ``log_refusal``, which returns the error to raise."""
-    lstat, stat_path, readlink, getcwd, getpid, scandir = os.lstat, os.stat, os.readlink, os.getcwd, os.getpid, os.scandir
-    is_link, fspath, getframe, get_ident, time_ns = stat.S_ISLNK, os.fspath, sys._getframe, threading.get_ident, time.time_ns
-    scratch = os.path.realpath(config["scratch"])
-    readable = tuple(os.path.realpath(p) for p in config["readable"]) + (scratch,)
-    denied = tuple(os.path.realpath(p) for p in config["denied"])
-    allowed_socket = config["socket"]
-    library_roots = tuple(os.path.realpath(p) for p in config["libraries"])
-    my_pid = getpid()
-    my_pid_text = str(my_pid)
-
-    real_folders: dict[str, tuple[str, int, int]] = {}  # folder as named -> (real path, device, inode)
-    listings: dict[str, list] = {}  # real folder -> [(device, inode, ctime), holds no link (None: not listed yet), opens]
-    listing_threads: set[int] = set()  # threads listing a folder for the hook, whose own events the hook lets pass
-
-    def walk(resolved: str, parts: list) -> str:
-        """``resolved`` (a real path) joined with ``parts``, following symlinks as the system would."""
-        hops = 0
-        while parts:
-            part = parts.pop(0)
-            if part in ("", "."):
-                continue
-            if part == "..":
-                resolved = resolved.rsplit("/", 1)[0]
-                continue
-            candidate = resolved + "/" + part
-            try:
-                is_symlink = is_link(lstat(candidate).st_mode)
-            except OSError:
-                is_symlink = False
-            if is_symlink and hops < 40:
-                hops += 1
-                target = readlink(candidate)
-                parts = target.split("/") + parts
-                resolved = "" if target.startswith("/") else resolved
-            else:
-                resolved = candidate
-        return resolved
-
-    def resolve(path) -> str:
-        """The real absolute path, following symlinks with functions captured before any student code.
-
-        The real path of an existing containing folder is remembered (a notebook reads thousands of images
-        from one folder), except under /proc, whose links differ from process to process. A remembered path
-        is used only while the folder, as named, is still the same folder (device and inode): a folder renamed
-        or replaced, by this thread or another, is resolved anew.
-        """
-        path = fspath(path)
-        if isinstance(path, bytes):
-            path = path.decode("utf-8", "surrogateescape")
-        if not path.startswith("/"):
-            path = getcwd().rstrip("/") + "/" + path
-        folder, _, name = path.rpartition("/")
-        if not folder or folder.startswith("/proc"):
-            return walk("", path.split("/")) or "/"
-        try:
-            found = stat_path(folder)
-        except OSError:
-            return walk("", path.split("/")) or "/"
-        remembered = real_folders.get(folder)
-        if remembered is not None and remembered[1:] == (found.st_dev, found.st_ino):
-            real_folder = remembered[0]
-        else:
-            real_folder = walk("", folder.split("/"))
-            if not real_folder.startswith("/proc"):
-                if len(real_folders) >= MAX_REMEMBERED_FOLDERS:
-                    real_folders.clear()
-                real_folders[folder] = (real_folder, found.st_dev, found.st_ino)
-        if name not in ("", ".", "..") and not real_folder.startswith(PSEUDO_FILE_SYSTEMS) and without_links(real_folder, found):
-            return real_folder + "/" + name  # what walk would return: no entry of the folder is a link
-        return walk(real_folder, [name]) or "/"
-
-    def without_links(real_folder: str, found: os.stat_result) -> bool:
-        """Whether no entry of ``real_folder`` (``found``: its ``stat``) is a symbolic link, known from a listing of
-        the folder made while it was in the same state: device, inode and ctime. Adding, removing or renaming an
-        entry, by this process or any other, changes the folder's ctime, and nothing can set it back, so a folder
-        changed since its listing is looked at name by name again (``walk``), as is any folder until it has been
-        listed: once ``LIST_AFTER_OPENS`` files were opened in it while it stayed unchanged, and at least
-        ``SETTLED_NS`` after its last change.
-
-        A notebook that reads thousands of images from one folder then pays one ``stat`` per file, not two.
-        """
-        state = (found.st_dev, found.st_ino, found.st_ctime_ns)
-        known = listings.get(real_folder)
-        if known is None or known[0] != state:
-            if len(listings) >= MAX_REMEMBERED_FOLDERS:
-                listings.clear()
-            listings[real_folder] = [state, None, 1]
-            return False
-        if known[1] is not None:
-            return known[1]
-        known[2] += 1
-        if known[2] < LIST_AFTER_OPENS or time_ns() - state[2] < SETTLED_NS:
-            return False
-        known[1] = lists_no_link(real_folder)
-        return known[1]
-
-    def lists_no_link(real_folder: str) -> bool:
-        """List ``real_folder``; True when none of its entries is a symbolic link. The listing's own audit event is
-        the hook's, not the notebook's: it is neither checked nor logged."""
-        thread = get_ident()
-        listing_threads.add(thread)
-        try:
-            with scandir(real_folder) as entries:
-                return not any(entry.is_symlink() for entry in entries)
-        except OSError:
-            return False
-        finally:
-            listing_threads.discard(thread)
-
-    def under(path: str, roots: tuple) -> bool:
-        return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
-
-    readable_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in readable)
-    denied_prefixes = tuple((root, root.rstrip("/") + "/", len(root)) for root in denied)
-
-    all_prefixes = tuple(prefix for _, prefix, _ in readable_prefixes + denied_prefixes)
-    verdicts: dict[str, bool | None] = {}  # folder -> the verdict for every file in it (None: it differs by file)
-    undecided = object()
-
-    def may_read(path: str) -> bool:
-        """``decide(path)``, remembered for ``path``'s folder when no root lies in that folder, so that every file
-        in it gets the same verdict."""
-        folder = path.rpartition("/")[0]
-        verdict = verdicts.get(folder, undecided)
-        if verdict is undecided:
-            inner = folder + "/"
-            verdict = None if not folder or any(prefix.startswith(inner) for prefix in all_prefixes) else decide(path)
-            if len(verdicts) >= MAX_REMEMBERED_FOLDERS:
-                verdicts.clear()
-            verdicts[folder] = verdict
-        return decide(path) if verdict is None else verdict
-
-    def decide(path: str) -> bool:
-        """The most specific root containing ``path`` decides; a denied root wins a tie."""
-        best, allowed = -1, False
-        for root, prefix, length in readable_prefixes:
-            if length > best and (path == root or path.startswith(prefix)):
-                best, allowed = length, True
-        for root, prefix, length in denied_prefixes:
-            if length >= best and (path == root or path.startswith(prefix)):
-                best, allowed = length, False
-        return allowed
-
-    def refuse(what: str) -> None:
-        raise log_refusal(log_fd, what, getframe(1))
-
-    def check_path(path, writing: bool, action: str) -> None:
-        if isinstance(path, int) or path is None:
-            return
-        real = resolve(path)
-        if real.startswith("/proc/"):
-            parts = real.split("/")
-            if len(parts) > 3 and parts[2].isdigit() and parts[2] != my_pid_text and parts[3] in PRIVATE_PROC_ENTRIES:
-                refuse(f"{action} {real}")
-        if writing:
-            if not (under(real, (scratch,)) or real == "/dev/null"):
-                refuse(f"{action} {real}")
-        elif not may_read(real):
-            refuse(f"{action} {real}")
+def install(config: dict, log_fd: int, log_refusal: Refusal) -> None:
+    """Install the hook for ``config`` (``scratch``, ``readable``, ``denied``, ``socket``, ``libraries``); a refusal
+    is written to ``log_fd`` by ``log_refusal``, which returns the error to raise."""
+    decisions = _decisions(config, log_fd, log_refusal)
+    decide = decisions.send
+    decide(None)
+    watched, protected, opaque, lock = WATCHED_EVENTS, (log_refusal, _walk, _decide), OPAQUE, threading.RLock()
+    type_, issubclass_, getframe, tuple_, float_ = type, issubclass, sys._getframe, tuple, float
+    str_, int_, bytes_, base_exception, attribute_error = str, int, bytes, BaseException, AttributeError
+    as_str, as_int, as_bytes = str.__str__, int.__int__, bytes.__bytes__
+    dir_entry, posix_path, pure_posix_path, pure_path = os.DirEntry, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.PurePath
+    fspath_of_paths, str_of_paths, stored_text = pure_path.__fspath__, pure_path.__str__, pure_path.__dict__["_str"]
+    pathlib_globals, builtins_of_pathlib = fspath_of_paths.__globals__, builtins.__dict__
 
     def hook(event: str, args: tuple) -> None:
-        if listing_threads and get_ident() in listing_threads:
+        if event not in watched:
+            if event == "object.__setattr__" and (args[0] is protected[0] or args[0] is protected[1] or args[0] is protected[2]):
+                raise log_refusal(log_fd, f"changing {args[1]} of a function of the sandbox", getframe(1))
             return
-        if event == "open":
-            path, mode, flags = args
-            writing = (isinstance(mode, str) and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (mode is None and bool(flags & WRITE_FLAGS))
-            check_path(path, writing, "writing" if writing else "reading")
-        elif event == "import":
-            name = args[0] or ""
-            if name == "autograder" or name.startswith("autograder."):
-                refuse(f"import {name}")
-        elif event in WRITE_EVENTS:
-            for index in WRITE_EVENTS[event]:
-                check_path(args[index], True, event)
-        elif event in READ_EVENTS:
-            for index in READ_EVENTS[event]:
-                check_path(args[index], False, event)
-        elif event == "sqlite3.connect":
-            check_path(args[0], True, "opening a database")
-        elif event in ("os.kill", "os.killpg", "signal.pthread_kill"):
-            if event == "signal.pthread_kill":
-                return
-            if event == "os.killpg" or args[0] != my_pid:
-                refuse(f"sending a signal to process {args[0]}")
-        elif event in ("socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"):
-            address = args[1] if len(args) > 1 else None
-            loopback_bind = event == "socket.bind" and isinstance(address, tuple) and address[:1] in (("127.0.0.1",), ("::1",))
-            if not (event == "socket.connect" and address == allowed_socket) and not loopback_bind:
-                refuse(f"network access ({event} {address!r})")
-        elif event in PROCESS_EVENTS:
-            refuse(f"starting a process ({event})")
-        elif event in NATIVE_EVENTS:
-            refuse(f"native code access ({event})")
-        elif event == "ctypes.dlopen":
-            name = args[0]
-            if name is None or not under(resolve(name), library_roots):
-                refuse(f"loading the native library {name}")
-        elif event in INTROSPECTION_EVENTS or event in PRIVILEGE_EVENTS:
-            refuse(event)
+        plain = ()  # the arguments as plain values; a tuple, so that nothing can change it once made
+        for item in args:
+            kind = type_(item)
+            if kind is str_ or kind is int_ or kind is bytes_ or item is None or kind is float_:
+                plain += (item,)
+            elif kind is tuple_:
+                inner = ()
+                for part in item:
+                    inner += (part if type_(part) is str_ or type_(part) is int_ or type_(part) is bytes_ else opaque,)
+                plain += (inner,)
+            elif issubclass_(kind, str_):
+                plain += (as_str(item),)
+            elif issubclass_(kind, bytes_):
+                plain += (as_bytes(item),)
+            elif issubclass_(kind, int_):
+                plain += (as_int(item),)
+            elif kind is dir_entry:
+                plain += (item.path,)
+            else:  # a pathlib path: the text pathlib stored when the system call turned it into a string (see above)
+                text = opaque
+                if (kind is posix_path or kind is pure_posix_path) and kind.__fspath__ is fspath_of_paths and (
+                        kind.__str__ is str_of_paths and "str" not in pathlib_globals and builtins_of_pathlib["str"] is str_):
+                    try:
+                        text = stored_text.__get__(item, kind)
+                    except attribute_error:
+                        pass
+                plain += (as_str(text) if issubclass_(type_(text), str_) else opaque,)
+        with lock:
+            if decisions.gi_running:  # an event raised while deciding: the decisions' own listing, or a signal handler
+                listing = decisions.gi_frame.f_locals.get("listing")
+                if event == "os.scandir" and listing is not None and plain[0] is listing:
+                    return
+                error = log_refusal(log_fd, f"{event} while the sandbox decides another action", getframe(1))
+            else:
+                try:
+                    error = decide((event, plain))
+                except base_exception:  # the decisions were closed from outside: refuse everything from now on
+                    error = log_refusal(log_fd, f"{event} after the sandbox's decisions were stopped", getframe(1))
+        if error is not None:
+            raise error
 
     sys.addaudithook(hook)
+
+
+def _walk(resolved: str, parts: list, lstat: Callable, is_link: Callable, readlink: Callable, os_error: type) -> str:
+    """``resolved`` (a real path) joined with ``parts``, following symlinks as the system would. Reads no global."""
+    hops = 0
+    while parts:
+        part = parts.pop(0)
+        if part == "" or part == ".":
+            continue
+        if part == "..":
+            resolved = resolved.rsplit("/", 1)[0]
+            continue
+        candidate = resolved + "/" + part
+        try:
+            is_symlink = is_link(lstat(candidate).st_mode)
+        except os_error:
+            is_symlink = False
+        if is_symlink and hops < 40:
+            hops += 1
+            target = readlink(candidate)
+            parts = target.split("/") + parts
+            resolved = "" if target.startswith("/") else resolved
+        else:
+            resolved = candidate
+    return resolved
+
+
+def _decide(path: str, readable: tuple, denied: tuple) -> bool:
+    """Whether ``path`` may be read: the most specific root (``(root, root + "/", len(root))``) containing it
+    decides; a denied root wins a tie. Reads no global."""
+    best, allowed = -1, False
+    for root, prefix, length in readable:
+        if length > best and (path == root or path.startswith(prefix)):
+            best, allowed = length, True
+    for root, prefix, length in denied:
+        if length >= best and (path == root or path.startswith(prefix)):
+            best, allowed = length, False
+    return allowed
+
+
+def _roots(paths) -> tuple:
+    """``_decide``'s form of the real paths of ``paths``."""
+    return tuple((root, root.rstrip("/") + "/", len(root)) for root in (os.path.realpath(p) for p in paths))
+
+
+def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[PermissionError | None, tuple, None]:
+    """Sent ``(event, plain arguments)``, yield None to let it pass, or the error to raise (the refusal logged).
+
+    Paths are judged by their real path, links followed (``_walk``), with three remembered results, each valid only
+    while what it was read from is unchanged:
+    - the real path of a folder, as named, while it keeps its device and inode;
+    - a folder with no link among its entries, listed once ``LIST_AFTER_OPENS`` files were opened in it and
+      ``SETTLED_NS`` after its last change, while it keeps its device, inode and ctime (adding, removing or
+      renaming an entry changes the ctime, and nothing can set it back): a file in it is its real folder plus
+      its name, with no ``lstat`` of the name;
+    - the verdict for every file of a folder with no readable or denied root inside it.
+    """
+    process_events, native_events, refused_events = PROCESS_EVENTS, NATIVE_EVENTS, INTROSPECTION_EVENTS | PRIVILEGE_EVENTS
+    write_events, read_events = types.MappingProxyType(dict(WRITE_EVENTS)), types.MappingProxyType(dict(READ_EVENTS))
+    signal_events, socket_events, private_proc_entries = SIGNAL_EVENTS, SOCKET_EVENTS, PRIVATE_PROC_ENTRIES
+    write_flags, most, pseudo, list_after, settled_ns = WRITE_FLAGS, MAX_REMEMBERED_FOLDERS, PSEUDO_FILE_SYSTEMS, LIST_AFTER_OPENS, SETTLED_NS
+    walk, decide, mapping, opaque, os_error, exception = _walk, _decide, types.MappingProxyType, OPAQUE, OSError, Exception
+    lstat, stat_path, readlink, getcwd, scandir, is_link = os.lstat, os.stat, os.readlink, os.getcwd, os.scandir, stat.S_ISLNK
+    getframe, time_ns, type_, str_, int_, tuple_, len_ = sys._getframe, time.time_ns, type, str, int, tuple, len
+    permission_error, undecided, dict_ = PermissionError, object(), dict
+    scratch = os.path.realpath(config["scratch"])
+    readable, denied = _roots([*config["readable"], scratch]), _roots(config["denied"])
+    own_folder, libraries, allowed_socket = _roots([scratch]), _roots(config["libraries"]), config["socket"]
+    root_prefixes = tuple(prefix for _, prefix, _ in readable + denied)
+    my_pid = os.getpid()
+    my_pid_text = str(my_pid)
+    del config
+    real_folders = listings = verdicts = mapping({})  # read-only; each replaced whole when it grows
+    listing = error = None
+    while True:
+        event, args = yield error
+        error = what = None
+        try:
+            checks: tuple = ()  # (path, writing, action)
+            if event == "open":
+                path, mode, flags = args
+                writing = (type_(mode) is str_ and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
+                    mode is None and type_(flags) is int_ and flags & write_flags != 0)
+                checks = ((path, writing, "writing" if writing else "reading"),)
+            elif event == "import":
+                name = args[0] if type_(args[0]) is str_ else ""
+                if name == "autograder" or name.startswith("autograder."):
+                    what = f"import {name}"
+            elif event in write_events or event in read_events:
+                writing = event in write_events
+                for index in write_events[event] if writing else read_events[event]:
+                    checks += ((args[index], writing, event),)
+            elif event == "sqlite3.connect":
+                checks = ((args[0], True, "opening a database"),)
+            elif event in signal_events:
+                if event == "os.killpg" or (event == "os.kill" and args[0] != my_pid):
+                    what = f"sending a signal to process {args[0]}"
+            elif event in socket_events:
+                address = args[1] if len_(args) > 1 else None
+                loopback_bind = event == "socket.bind" and type_(address) is tuple_ and address[:1] in (("127.0.0.1",), ("::1",))
+                if not (event == "socket.connect" and address == allowed_socket) and not loopback_bind:
+                    what = f"network access ({event} {address!r})"
+            elif event in process_events:
+                what = f"starting a process ({event})"
+            elif event in native_events:
+                what = f"native code access ({event})"
+            elif event == "ctypes.dlopen":
+                checks = ((args[0], None, f"loading the native library {args[0]}"),)
+            elif event in refused_events:
+                what = event
+            for path, writing, action in checks:
+                if path is None and writing is not None or type_(path) is int_:
+                    continue
+                if path is opaque or path is None:
+                    what = f"{action} (a path the sandbox cannot read)"
+                    break
+                if type_(path) is not str_:
+                    path = path.decode("utf-8", "surrogateescape")
+                if not path.startswith("/"):
+                    path = getcwd().rstrip("/") + "/" + path
+                folder, _, name = path.rpartition("/")
+                found = None
+                if folder and not folder.startswith("/proc"):
+                    try:
+                        found = stat_path(folder)
+                    except os_error:
+                        pass
+                if found is None:
+                    real = walk("", path.split("/"), lstat, is_link, readlink, os_error) or "/"
+                else:
+                    remembered = real_folders.get(folder)
+                    if remembered is not None and remembered[1] == found.st_dev and remembered[2] == found.st_ino:
+                        real_folder = remembered[0]
+                    else:
+                        real_folder = walk("", folder.split("/"), lstat, is_link, readlink, os_error)
+                        if not real_folder.startswith("/proc"):
+                            kept = {} if len_(real_folders) >= most else dict_(real_folders)
+                            kept[folder] = (real_folder, found.st_dev, found.st_ino)
+                            real_folders = mapping(kept)
+                    state = (found.st_dev, found.st_ino, found.st_ctime_ns)
+                    known = listings.get(real_folder)
+                    without_links = False
+                    if name in ("", ".", "..") or real_folder.startswith(pseudo):
+                        pass
+                    elif known is None or known[0] != state or (known[1] is None and known[2] + 1 < list_after):
+                        kept = {} if len_(listings) >= most else dict_(listings)
+                        kept[real_folder] = (state, None, 1 if known is None or known[0] != state else known[2] + 1)
+                        listings = mapping(kept)
+                    elif known[1] is not None:
+                        without_links = known[1]
+                    elif time_ns() - state[2] >= settled_ns and decide(real_folder, readable, denied):
+                        listing = real_folder  # the hook lets this listing's own event pass (see ``install``)
+                        try:
+                            with scandir(listing) as entries:
+                                without_links = True
+                                for entry in entries:
+                                    if entry.is_symlink():
+                                        without_links = False
+                                        break
+                        except os_error:
+                            without_links = False
+                        listing = None
+                        kept = dict_(listings)
+                        kept[real_folder] = (state, without_links, known[2])
+                        listings = mapping(kept)
+                    real = real_folder + "/" + name if without_links else (
+                        walk(real_folder, [name], lstat, is_link, readlink, os_error) or "/")
+                if real.startswith("/proc/"):
+                    parts = real.split("/")
+                    if len_(parts) > 3 and parts[2].isdigit() and parts[2] != my_pid_text and parts[3] in private_proc_entries:
+                        what = f"{action} {real}"
+                        break
+                if writing is None:
+                    allowed = decide(real, libraries, ())
+                elif writing:
+                    allowed = decide(real, own_folder, ()) or real == "/dev/null"
+                else:
+                    real_folder = real.rpartition("/")[0]
+                    allowed = verdicts.get(real_folder, undecided)  # None: the verdict differs from file to file
+                    if allowed is undecided:
+                        allowed, inner = decide(real, readable, denied), real_folder + "/"
+                        shared = real_folder != ""
+                        for prefix in root_prefixes:
+                            shared = shared and not prefix.startswith(inner)
+                        kept = {} if len_(verdicts) >= most else dict_(verdicts)
+                        kept[real_folder] = allowed if shared else None
+                        verdicts = mapping(kept)
+                    if allowed is None:
+                        allowed = decide(real, readable, denied)
+                if not allowed:
+                    what = f"{action} {real}"
+                    break
+        except exception as failure:
+            what = f"{event} (the sandbox could not decide it: {type_(failure).__name__})"
+        if what is not None:
+            try:
+                error = log_refusal(log_fd, what, getframe(2))
+            except exception:
+                error = None
+            if type_(error) is not permission_error:
+                error = permission_error(f"autograder sandbox: {what} is not allowed while grading")

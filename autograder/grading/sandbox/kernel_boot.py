@@ -77,21 +77,23 @@ def _load_peer(path: str) -> types.ModuleType:
 
 
 def _log_refusal(
-    log_fd: int, what: str, frame: types.FrameType | None, _write=os.write, _dumps=json.dumps
+    log_fd: int, what: str, frame: types.FrameType | None, _write=os.write, _dumps=json.dumps, _len=len,
+    _os_error=OSError, _permission_error=PermissionError,
 ) -> PermissionError:
     """Write a refusal to the violations log (outside the kernel's reach); return the error to raise.
 
-    ``os.write`` and ``json.dumps`` are bound when this file loads, before any student code runs.
+    Every function and class it uses is bound when this file loads, before any student code runs (changing its
+    defaults is refused by the audit hook), so that rebinding a global or a builtin changes nothing here.
     """
     where = []
-    while frame is not None and len(where) < 6:
+    while frame is not None and _len(where) < 6:
         where.append(f"{frame.f_code.co_filename}:{frame.f_lineno}")
         frame = frame.f_back
     try:
         _write(log_fd, (_dumps({"what": what, "where": where}) + "\n").encode())
-    except OSError:
+    except _os_error:
         pass
-    return PermissionError(f"autograder sandbox: {what} is not allowed while grading")
+    return _permission_error(f"autograder sandbox: {what} is not allowed while grading")
 
 
 def _install_shims(socket_path: str, peer_module: types.ModuleType, log_fd: int) -> None:
