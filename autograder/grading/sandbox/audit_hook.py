@@ -74,11 +74,11 @@ def install(config: dict, log_fd: int, log_refusal: Refusal) -> None:
     is written to ``log_fd`` by ``log_refusal``, which returns the error to raise."""
     decisions = _decisions(config, log_fd, log_refusal)
     decide = decisions.send
-    decide(None)
+    decide(None)  # the decisions read every global and builtin they need here, before any student code runs
     watched, protected, opaque, lock = WATCHED_EVENTS, (log_refusal, _walk, _decide), OPAQUE, threading.RLock()
     type_, issubclass_, getframe, tuple_, float_ = type, issubclass, sys._getframe, tuple, float
-    str_, int_, bytes_, base_exception, attribute_error = str, int, bytes, BaseException, AttributeError
-    as_str, as_int, as_bytes = str.__str__, int.__int__, bytes.__bytes__
+    str_, int_, bytes_, base_exception, attribute_error, as_str, as_int, as_bytes = (
+        str, int, bytes, BaseException, AttributeError, str.__str__, int.__int__, bytes.__bytes__)
     dir_entry, posix_path, pure_posix_path, pure_path = os.DirEntry, pathlib.PosixPath, pathlib.PurePosixPath, pathlib.PurePath
     fspath_of_paths, str_of_paths, stored_text = pure_path.__fspath__, pure_path.__str__, pure_path.__dict__["_str"]
     pathlib_globals, builtins_of_pathlib = fspath_of_paths.__globals__, builtins.__dict__
@@ -94,10 +94,8 @@ def install(config: dict, log_fd: int, log_refusal: Refusal) -> None:
             if kind is str_ or kind is int_ or kind is bytes_ or item is None or kind is float_:
                 plain += (item,)
             elif kind is tuple_:
-                inner = ()
-                for part in item:
-                    inner += (part if type_(part) is str_ or type_(part) is int_ or type_(part) is bytes_ else opaque,)
-                plain += (inner,)
+                plain += (tuple_([part if type_(part) is str_ or type_(part) is int_ or type_(part) is bytes_ else opaque
+                                  for part in item]),)
             elif issubclass_(kind, str_):
                 plain += (as_str(item),)
             elif issubclass_(kind, bytes_):
