@@ -272,3 +272,59 @@ def test_pathlib_paths_and_directory_entries_are_read_as_the_system_call_reads_t
     assert outcome["listed"] == ["image.png"] and outcome["image"] == "png" and outcome["entries"] == ["png"]
     assert outcome["secret_path"] is True
     assert_all_refused(outcome)
+
+
+def test_an_interrupt_while_the_hook_decides_reaches_the_notebook_and_the_hook_goes_on(tmp_path):
+    """A cell interrupted (SIGINT: ``KeyboardInterrupt``) while the hook decides gets its interrupt, as from any
+    other line; the hook keeps deciding, with no refusal logged for it."""
+    outcome, log = attack(tmp_path, """
+        interrupted_in = []
+        def interrupt(signum, frame):
+            names = [found.f_code.co_name for found in hook_frames(frame)]
+            if "_decisions" in names:
+                interrupted_in.append(names)
+                raise KeyboardInterrupt
+        signal.signal(signal.SIGALRM, interrupt)
+        signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+        deadline, interrupts = time.monotonic() + 30, 0
+        while not interrupted_in and time.monotonic() < deadline:
+            try:
+                open(os.path.join(READABLE, "image.png"), "rb").close()
+            except KeyboardInterrupt:
+                interrupts += 1
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        outcome["interrupted"] = bool(interrupted_in) and interrupts >= 1
+        with open(os.path.join(READABLE, "image.png"), "rb") as handle:
+            outcome["readable"] = handle.read().decode()
+    """)
+    assert outcome["interrupted"], "no interrupt arrived while the hook decided"
+    assert outcome["readable"] == "png"
+    assert_all_refused(outcome)
+    assert "stopped" not in log and "while the sandbox decides" not in log
+
+
+def _globals_read(code, after_first_yield: bool = False) -> list[str]:
+    """The global (or builtin) names ``code`` reads, and those of the code nested in it; with ``after_first_yield``,
+    only those read after its first ``yield``."""
+    import dis
+
+    names, yielded = [], not after_first_yield
+    for instruction in dis.get_instructions(code):
+        yielded = yielded or instruction.opname == "YIELD_VALUE"
+        if yielded and instruction.opname in ("LOAD_GLOBAL", "LOAD_NAME"):
+            names.append(instruction.argval)
+    for constant in code.co_consts:
+        if hasattr(constant, "co_code") and yielded:
+            names += _globals_read(constant)
+    return names
+
+
+def test_the_hook_reads_no_global_or_builtin_once_installed():
+    """What Python calls (``install``'s ``hook``), the decisions after their start, and the functions they call
+    find every name in their own variables: rebinding a module global or a builtin reaches none of them."""
+    hook_module = kernel_boot.AUDIT_HOOK
+    (hook,) = [constant for constant in hook_module.install.__code__.co_consts if getattr(constant, "co_name", "") == "hook"]
+    assert _globals_read(hook) == []
+    assert _globals_read(hook_module._decisions.__code__, after_first_yield=True) == []
+    assert _globals_read(hook_module._walk.__code__) == [] and _globals_read(hook_module._decide.__code__) == []
+    assert _globals_read(hook_module._decisions.__code__)  # before its first yield, it reads what it needs

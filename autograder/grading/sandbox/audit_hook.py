@@ -188,11 +188,13 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
     process_events, native_events, refused_events = PROCESS_EVENTS, NATIVE_EVENTS, INTROSPECTION_EVENTS | PRIVILEGE_EVENTS
     write_events, read_events = types.MappingProxyType(dict(WRITE_EVENTS)), types.MappingProxyType(dict(READ_EVENTS))
     signal_events, socket_events, private_proc_entries = SIGNAL_EVENTS, SOCKET_EVENTS, PRIVATE_PROC_ENTRIES
-    write_flags, most, pseudo, list_after, settled_ns = WRITE_FLAGS, MAX_REMEMBERED_FOLDERS, PSEUDO_FILE_SYSTEMS, LIST_AFTER_OPENS, SETTLED_NS
+    write_flags, most, pseudo = WRITE_FLAGS, MAX_REMEMBERED_FOLDERS, PSEUDO_FILE_SYSTEMS
+    list_after, settled_ns = LIST_AFTER_OPENS, SETTLED_NS
     walk, decide, mapping, opaque, os_error, exception = _walk, _decide, types.MappingProxyType, OPAQUE, OSError, Exception
     lstat, stat_path, readlink, getcwd, scandir, is_link = os.lstat, os.stat, os.readlink, os.getcwd, os.scandir, stat.S_ISLNK
     getframe, time_ns, type_, str_, int_, tuple_, len_ = sys._getframe, time.time_ns, type, str, int, tuple, len
     permission_error, undecided, dict_ = PermissionError, object(), dict
+    generator_exit, base_exception = GeneratorExit, BaseException
     scratch = os.path.realpath(config["scratch"])
     readable, denied = _roots([*config["readable"], scratch]), _roots(config["denied"])
     own_folder, libraries, allowed_socket = _roots([scratch]), _roots(config["libraries"]), config["socket"]
@@ -202,130 +204,138 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
     del config
     real_folders = listings = verdicts = mapping({})  # read-only; each replaced whole when it grows
     listing = error = None
-    while True:
-        event, args = yield error
-        error = what = None
+    while True:  # an interruption leaves the inner loop (below); the outer one goes on deciding
         try:
-            checks: tuple = ()  # (path, writing, action)
-            if event == "open":
-                path, mode, flags = args
-                writing = (type_(mode) is str_ and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
-                    mode is None and type_(flags) is int_ and flags & write_flags != 0)
-                checks = ((path, writing, "writing" if writing else "reading"),)
-            elif event == "import":
-                name = args[0] if type_(args[0]) is str_ else ""
-                if name == "autograder" or name.startswith("autograder."):
-                    what = f"import {name}"
-            elif event in write_events or event in read_events:
-                writing = event in write_events
-                for index in write_events[event] if writing else read_events[event]:
-                    checks += ((args[index], writing, event),)
-            elif event == "sqlite3.connect":
-                checks = ((args[0], True, "opening a database"),)
-            elif event in signal_events:
-                if event == "os.killpg" or (event == "os.kill" and args[0] != my_pid):
-                    what = f"sending a signal to process {args[0]}"
-            elif event in socket_events:
-                address = args[1] if len_(args) > 1 else None
-                loopback_bind = event == "socket.bind" and type_(address) is tuple_ and address[:1] in (("127.0.0.1",), ("::1",))
-                if not (event == "socket.connect" and address == allowed_socket) and not loopback_bind:
-                    what = f"network access ({event} {address!r})"
-            elif event in process_events:
-                what = f"starting a process ({event})"
-            elif event in native_events:
-                what = f"native code access ({event})"
-            elif event == "ctypes.dlopen":
-                checks = ((args[0], None, f"loading the native library {args[0]}"),)
-            elif event in refused_events:
-                what = event
-            for path, writing, action in checks:
-                if path is None and writing is not None or type_(path) is int_:
-                    continue
-                if path is opaque or path is None:
-                    what = f"{action} (a path the sandbox cannot read)"
-                    break
-                if type_(path) is not str_:
-                    path = path.decode("utf-8", "surrogateescape")
-                if not path.startswith("/"):
-                    path = getcwd().rstrip("/") + "/" + path
-                folder, _, name = path.rpartition("/")
-                found = None
-                if folder and not folder.startswith("/proc"):
-                    try:
-                        found = stat_path(folder)
-                    except os_error:
-                        pass
-                if found is None:
-                    real = walk("", path.split("/"), lstat, is_link, readlink, os_error) or "/"
-                else:
-                    remembered = real_folders.get(folder)
-                    if remembered is not None and remembered[1] == found.st_dev and remembered[2] == found.st_ino:
-                        real_folder = remembered[0]
-                    else:
-                        real_folder = walk("", folder.split("/"), lstat, is_link, readlink, os_error)
-                        if not real_folder.startswith("/proc"):
-                            kept = {} if len_(real_folders) >= most else dict_(real_folders)
-                            kept[folder] = (real_folder, found.st_dev, found.st_ino)
-                            real_folders = mapping(kept)
-                    state = (found.st_dev, found.st_ino, found.st_ctime_ns)
-                    known = listings.get(real_folder)
-                    without_links = False
-                    if name in ("", ".", "..") or real_folder.startswith(pseudo):
-                        pass
-                    elif known is None or known[0] != state or (known[1] is None and known[2] + 1 < list_after):
-                        kept = {} if len_(listings) >= most else dict_(listings)
-                        kept[real_folder] = (state, None, 1 if known is None or known[0] != state else known[2] + 1)
-                        listings = mapping(kept)
-                    elif known[1] is not None:
-                        without_links = known[1]
-                    elif time_ns() - state[2] >= settled_ns and decide(real_folder, readable, denied):
-                        listing = real_folder  # the hook lets this listing's own event pass (see ``install``)
-                        try:
-                            with scandir(listing) as entries:
-                                without_links = True
-                                for entry in entries:
-                                    if entry.is_symlink():
-                                        without_links = False
-                                        break
-                        except os_error:
+            while True:
+                event, args = yield error
+                error = what = listing = None
+                try:
+                    checks: tuple = ()  # (path, writing, action)
+                    if event == "open":
+                        path, mode, flags = args
+                        writing = (type_(mode) is str_ and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
+                            mode is None and type_(flags) is int_ and flags & write_flags != 0)
+                        checks = ((path, writing, "writing" if writing else "reading"),)
+                    elif event == "import":
+                        name = args[0] if type_(args[0]) is str_ else ""
+                        if name == "autograder" or name.startswith("autograder."):
+                            what = f"import {name}"
+                    elif event in write_events or event in read_events:
+                        writing = event in write_events
+                        for index in write_events[event] if writing else read_events[event]:
+                            checks += ((args[index], writing, event),)
+                    elif event == "sqlite3.connect":
+                        checks = ((args[0], True, "opening a database"),)
+                    elif event in signal_events:
+                        if event == "os.killpg" or (event == "os.kill" and args[0] != my_pid):
+                            what = f"sending a signal to process {args[0]}"
+                    elif event in socket_events:
+                        address = args[1] if len_(args) > 1 else None
+                        loopback_bind = event == "socket.bind" and type_(address) is tuple_ and (
+                            address[:1] in (("127.0.0.1",), ("::1",)))
+                        if not (event == "socket.connect" and address == allowed_socket) and not loopback_bind:
+                            what = f"network access ({event} {address!r})"
+                    elif event in process_events:
+                        what = f"starting a process ({event})"
+                    elif event in native_events:
+                        what = f"native code access ({event})"
+                    elif event == "ctypes.dlopen":
+                        checks = ((args[0], None, f"loading the native library {args[0]}"),)
+                    elif event in refused_events:
+                        what = event
+                    for path, writing, action in checks:
+                        if path is None and writing is not None or type_(path) is int_:
+                            continue
+                        if path is opaque or path is None:
+                            what = f"{action} (a path the sandbox cannot read)"
+                            break
+                        if type_(path) is not str_:
+                            path = path.decode("utf-8", "surrogateescape")
+                        if not path.startswith("/"):
+                            path = getcwd().rstrip("/") + "/" + path
+                        folder, _, name = path.rpartition("/")
+                        found = None
+                        if folder and not folder.startswith("/proc"):
+                            try:
+                                found = stat_path(folder)
+                            except os_error:
+                                pass
+                        if found is None:
+                            real = walk("", path.split("/"), lstat, is_link, readlink, os_error) or "/"
+                        else:
+                            remembered = real_folders.get(folder)
+                            if remembered is not None and remembered[1] == found.st_dev and remembered[2] == found.st_ino:
+                                real_folder = remembered[0]
+                            else:
+                                real_folder = walk("", folder.split("/"), lstat, is_link, readlink, os_error)
+                                if not real_folder.startswith("/proc"):
+                                    kept = {} if len_(real_folders) >= most else dict_(real_folders)
+                                    kept[folder] = (real_folder, found.st_dev, found.st_ino)
+                                    real_folders = mapping(kept)
+                            state = (found.st_dev, found.st_ino, found.st_ctime_ns)
+                            known = listings.get(real_folder)
                             without_links = False
-                        listing = None
-                        kept = dict_(listings)
-                        kept[real_folder] = (state, without_links, known[2])
-                        listings = mapping(kept)
-                    real = real_folder + "/" + name if without_links else (
-                        walk(real_folder, [name], lstat, is_link, readlink, os_error) or "/")
-                if real.startswith("/proc/"):
-                    parts = real.split("/")
-                    if len_(parts) > 3 and parts[2].isdigit() and parts[2] != my_pid_text and parts[3] in private_proc_entries:
-                        what = f"{action} {real}"
-                        break
-                if writing is None:
-                    allowed = decide(real, libraries, ())
-                elif writing:
-                    allowed = decide(real, own_folder, ()) or real == "/dev/null"
-                else:
-                    real_folder = real.rpartition("/")[0]
-                    allowed = verdicts.get(real_folder, undecided)  # None: the verdict differs from file to file
-                    if allowed is undecided:
-                        allowed, inner = decide(real, readable, denied), real_folder + "/"
-                        shared = real_folder != ""
-                        for prefix in root_prefixes:
-                            shared = shared and not prefix.startswith(inner)
-                        kept = {} if len_(verdicts) >= most else dict_(verdicts)
-                        kept[real_folder] = allowed if shared else None
-                        verdicts = mapping(kept)
-                    if allowed is None:
-                        allowed = decide(real, readable, denied)
-                if not allowed:
-                    what = f"{action} {real}"
-                    break
-        except exception as failure:
-            what = f"{event} (the sandbox could not decide it: {type_(failure).__name__})"
-        if what is not None:
-            try:
-                error = log_refusal(log_fd, what, getframe(2))
-            except exception:
-                error = None
-            if type_(error) is not permission_error:
-                error = permission_error(f"autograder sandbox: {what} is not allowed while grading")
+                            if name in ("", ".", "..") or real_folder.startswith(pseudo):
+                                pass
+                            elif known is None or known[0] != state or (known[1] is None and known[2] + 1 < list_after):
+                                kept = {} if len_(listings) >= most else dict_(listings)
+                                kept[real_folder] = (state, None, 1 if known is None or known[0] != state else known[2] + 1)
+                                listings = mapping(kept)
+                            elif known[1] is not None:
+                                without_links = known[1]
+                            elif time_ns() - state[2] >= settled_ns and decide(real_folder, readable, denied):
+                                listing = real_folder  # the hook lets this listing's own event pass (see ``install``)
+                                try:
+                                    with scandir(listing) as entries:
+                                        without_links = True
+                                        for entry in entries:
+                                            if entry.is_symlink():
+                                                without_links = False
+                                                break
+                                except os_error:
+                                    without_links = False
+                                listing = None
+                                kept = dict_(listings)
+                                kept[real_folder] = (state, without_links, known[2])
+                                listings = mapping(kept)
+                            real = real_folder + "/" + name if without_links else (
+                                walk(real_folder, [name], lstat, is_link, readlink, os_error) or "/")
+                        if real.startswith("/proc/"):
+                            parts = real.split("/")
+                            if len_(parts) > 3 and parts[2].isdigit() and parts[2] != my_pid_text and (
+                                    parts[3] in private_proc_entries):
+                                what = f"{action} {real}"
+                                break
+                        if writing is None:
+                            allowed = decide(real, libraries, ())
+                        elif writing:
+                            allowed = decide(real, own_folder, ()) or real == "/dev/null"
+                        else:
+                            real_folder = real.rpartition("/")[0]
+                            allowed = verdicts.get(real_folder, undecided)  # None: the verdict differs from file to file
+                            if allowed is undecided:
+                                allowed, inner = decide(real, readable, denied), real_folder + "/"
+                                shared = real_folder != ""
+                                for prefix in root_prefixes:
+                                    shared = shared and not prefix.startswith(inner)
+                                kept = {} if len_(verdicts) >= most else dict_(verdicts)
+                                kept[real_folder] = allowed if shared else None
+                                verdicts = mapping(kept)
+                            if allowed is None:
+                                allowed = decide(real, readable, denied)
+                        if not allowed:
+                            what = f"{action} {real}"
+                            break
+                except exception as failure:
+                    what = f"{event} (the sandbox could not decide it: {type_(failure).__name__})"
+                if what is not None:
+                    try:
+                        error = log_refusal(log_fd, what, getframe(2))
+                        if type_(error) is not permission_error:
+                            error = permission_error(f"autograder sandbox: {what} is not allowed while grading")
+                    except exception:
+                        error = permission_error(f"autograder sandbox: {what} is not allowed while grading")
+        except generator_exit:  # closed from outside: the hook refuses everything from then on
+            return
+        except base_exception as interruption:  # a KeyboardInterrupt (a signal) while deciding: raised as it came
+            error = interruption
