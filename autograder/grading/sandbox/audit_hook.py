@@ -4,8 +4,8 @@ Part of the kernel's start (``kernel_boot.py``, which loads this file by path an
 before the first cell). Standalone: it imports nothing from ``autograder``. An audit hook cannot be removed.
 
 The notebook's code can reach the hook's frames and read their variables: through a refusal's traceback
-(``tb_frame``), a signal handler that interrupts the hook (it is handed the frame), or an ``__fspath__`` the hook
-calls (``sys._getframe().f_back``). Nothing it reaches there changes a decision:
+(``tb_frame``), or a signal handler that interrupts the hook (it is handed the frame). Nothing it reaches there
+changes a decision:
 
 - the decisions run in a generator (``_decisions``) whose state is its own local variables, which nothing outside
   it can write (before Python 3.13), and whose caches are read-only mappings, replaced whole when they grow;
@@ -155,11 +155,12 @@ def _walk(resolved: str, parts: list, lstat: Callable, is_link: Callable, readli
     return resolved
 
 
-def _decide(path: str, readable: tuple, denied: tuple) -> bool:
-    """Whether ``path`` may be read: the most specific root (``(root, root + "/", len(root))``) containing it
-    decides; a denied root wins a tie. Reads no global."""
+def _decide(path: str, allowed_roots: tuple, denied: tuple) -> bool:
+    """Whether ``path`` is allowed: the most specific root (``(root, root + "/", len(root))``) of ``allowed`` or
+    ``denied`` containing it decides; a denied root wins a tie, and a path under no root is not allowed. Reads no
+    global."""
     best, allowed = -1, False
-    for root, prefix, length in readable:
+    for root, prefix, length in allowed_roots:
         if length > best and (path == root or path.startswith(prefix)):
             best, allowed = length, True
     for root, prefix, length in denied:
@@ -283,18 +284,19 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
                                 listings = mapping(kept)
                             elif known[1] is not None:
                                 without_links = known[1]
-                            elif time_ns() - state[2] >= settled_ns and decide(real_folder, readable, denied):
-                                listing = real_folder  # the hook lets this listing's own event pass (see ``install``)
-                                try:
-                                    with scandir(listing) as entries:
-                                        without_links = True
-                                        for entry in entries:
-                                            if entry.is_symlink():
-                                                without_links = False
-                                                break
-                                except os_error:
-                                    without_links = False
-                                listing = None
+                            elif time_ns() - state[2] >= settled_ns:  # listed once; a folder it may not read, never
+                                if decide(real_folder, readable, denied):
+                                    listing = real_folder  # the hook lets this listing's own event pass (``install``)
+                                    try:
+                                        with scandir(listing) as entries:
+                                            without_links = True
+                                            for entry in entries:
+                                                if entry.is_symlink():
+                                                    without_links = False
+                                                    break
+                                    except os_error:
+                                        without_links = False
+                                    listing = None
                                 kept = dict_(listings)
                                 kept[real_folder] = (state, without_links, known[2])
                                 listings = mapping(kept)
@@ -331,9 +333,9 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
                 if what is not None:
                     try:
                         error = log_refusal(log_fd, what, getframe(2))
-                        if type_(error) is not permission_error:
-                            error = permission_error(f"autograder sandbox: {what} is not allowed while grading")
                     except exception:
+                        error = None
+                    if type_(error) is not permission_error:
                         error = permission_error(f"autograder sandbox: {what} is not allowed while grading")
         except generator_exit:  # closed from outside: the hook refuses everything from then on
             return

@@ -158,10 +158,10 @@ def _without_debugger() -> None:
 
 def _lighter_tracebacks(shell, _getmodule_cache=inspect.modulesbyfile) -> None:
     """Make a failing cell's traceback cost what showing it costs, no more (a wrong submission fails several
-    test cells; each traceback cost about 0.08 CPU s, and now about a third of that):
+    test cells; with fastai loaded, each cost about 0.10 CPU s, and now about a quarter of that):
 
     - IPython 9 formats each error a second time, to keep it in its history for later sessions
-      (``_format_exception_for_storage``); a grading kernel has no later session, and keeps only its name and text;
+      (``_format_exception_for_storage``); a grading kernel has no later session, and keeps only the error's name;
     - ``inspect.getmodule`` looks for a cell's module by going through every loaded module (over 4,000 with
       fastai), several times per frame of a traceback, and finds none: the cell's file is not any module's.
       Each cell's file is named to it before the cell runs, as the file of no module, so that it answers None at
