@@ -23,6 +23,7 @@ changes a decision:
 from __future__ import annotations
 
 import builtins
+import fcntl
 import os
 import pathlib
 import stat
@@ -42,13 +43,20 @@ INTROSPECTION_EVENTS = frozenset({"gc.get_objects", "gc.get_referrers", "gc.get_
 PRIVILEGE_EVENTS = frozenset({"os.chroot", "os.setuid", "os.setgid", "os.setreuid", "os.setregid", "os.setresuid",
                               "os.setresgid", "os.setgroups", "os.setsid", "os.setpgid", "resource.setrlimit",
                               "resource.prlimit", "os.symlink", "os.link", "os.chown", "os.lchown", "os.mknod", "os.mkfifo"})
-WRITE_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.chmod": (0,),
-                "os.truncate": (0,), "os.utime": (0,), "shutil.rmtree": (0,), "os.chdir": ()}
-READ_EVENTS = {"os.listdir": (0,), "os.scandir": (0,), "glob.glob": (0,), "os.getxattr": (0,), "os.listxattr": (0,)}
+WRITE_EVENTS = {"os.remove": ((0, 1),), "os.rmdir": ((0, 1),), "os.mkdir": ((0, 2),), "os.rename": ((0, 2), (1, 3)),
+                "os.chmod": ((0, 2),), "os.truncate": ((0, None),), "os.utime": ((0, 3),), "shutil.rmtree": ((0, 1),),
+                "os.setxattr": ((0, None),), "os.removexattr": ((0, None),), "os.chdir": ()}
+READ_EVENTS = {"os.listdir": ((0, None),), "os.scandir": ((0, None),), "glob.glob": ((0, None),), "os.getxattr": ((0, None),),
+               "os.listxattr": ((0, None),)}
+"""Each event's paths: (the index of a path among the event's arguments, the index of the ``dir_fd`` a relative
+path is taken from, or None). A path given as a descriptor is judged as the file it names."""
+FD_FOLDER = "/proc/self/fd/"
+"""Where the file a descriptor names is found (a link to it)."""
 SIGNAL_EVENTS = frozenset({"os.kill", "os.killpg", "signal.pthread_kill"})
 SOCKET_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg"})
 WATCHED_EVENTS = (PROCESS_EVENTS | NATIVE_EVENTS | INTROSPECTION_EVENTS | PRIVILEGE_EVENTS | SIGNAL_EVENTS | SOCKET_EVENTS
-                  | frozenset(WRITE_EVENTS) | frozenset(READ_EVENTS) | {"open", "import", "sqlite3.connect", "ctypes.dlopen"})
+                  | frozenset(WRITE_EVENTS) | frozenset(READ_EVENTS)
+                  | {"open", "import", "sqlite3.connect", "ctypes.dlopen", "fcntl.fcntl"})
 """Every event the decisions look at; any other passes at once."""
 PRIVATE_PROC_ENTRIES = frozenset({"mem", "environ", "fd", "fdinfo", "map_files", "pagemap", "stack", "syscall", "io", "auxv"})
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
@@ -169,6 +177,20 @@ def _decide(path: str, allowed_roots: tuple, denied: tuple) -> bool:
     return allowed
 
 
+def _folders_held_open() -> tuple:
+    """The real paths of the folders this process holds a descriptor of (outside ``/proc``), for ``_decisions``."""
+    folders: tuple = ()
+    for name in os.listdir(FD_FOLDER):
+        try:
+            if stat.S_ISDIR(os.stat(FD_FOLDER + name).st_mode):
+                folder = os.path.realpath(FD_FOLDER + name)
+                if not folder.startswith("/proc/") and folder not in folders:
+                    folders += (folder,)
+        except OSError:
+            pass
+    return folders
+
+
 def _roots(paths) -> tuple:
     """``_decide``'s form of the real paths of ``paths``."""
     return tuple((root, root.rstrip("/") + "/", len(root)) for root in (os.path.realpath(p) for p in paths))
@@ -194,7 +216,9 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
     walk, decide, mapping, opaque, os_error, exception = _walk, _decide, types.MappingProxyType, OPAQUE, OSError, Exception
     lstat, stat_path, readlink, getcwd, scandir, is_link = os.lstat, os.stat, os.readlink, os.getcwd, os.scandir, stat.S_ISLNK
     getframe, time_ns, type_, str_, int_, tuple_, len_ = sys._getframe, time.time_ns, type, str, int, tuple, len
-    permission_error, undecided, dict_ = PermissionError, object(), dict
+    permission_error, undecided, dict_, is_dir, fd_folder = PermissionError, object(), dict, stat.S_ISDIR, FD_FOLDER
+    fstat, set_flags = os.fstat, fcntl.F_SETFL
+    log_file = (fstat(log_fd).st_dev, fstat(log_fd).st_ino)
     generator_exit, base_exception = GeneratorExit, BaseException
     scratch = os.path.realpath(config["scratch"])
     readable, denied = _roots([*config["readable"], scratch]), _roots(config["denied"])
@@ -202,6 +226,7 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
     root_prefixes = tuple(prefix for _, prefix, _ in readable + denied)
     my_pid = os.getpid()
     my_pid_text = str(my_pid)
+    opened_folders = _folders_held_open()  # every folder a descriptor may name: os.open's dir_fd is not in its event
     del config
     real_folders = listings = verdicts = mapping({})  # read-only; each replaced whole when it grows
     listing = error = None
@@ -211,22 +236,32 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
                 event, args = yield error
                 error = what = listing = None
                 try:
-                    checks: tuple = ()  # (path, writing, action)
+                    checks: tuple = ()  # (path, writing, action, dir_fd: None for the working folder, or undecided)
                     if event == "open":
                         path, mode, flags = args
                         writing = (type_(mode) is str_ and ("w" in mode or "a" in mode or "x" in mode or "+" in mode)) or (
                             mode is None and type_(flags) is int_ and flags & write_flags != 0)
-                        checks = ((path, writing, "writing" if writing else "reading"),)
+                        # os.open (no mode) may have been given a dir_fd, which its event does not carry
+                        checks = ((path, writing, "writing" if writing else "reading", undecided if mode is None else None),)
                     elif event == "import":
                         name = args[0] if type_(args[0]) is str_ else ""
                         if name == "autograder" or name.startswith("autograder."):
                             what = f"import {name}"
                     elif event in write_events or event in read_events:
                         writing = event in write_events
-                        for index in write_events[event] if writing else read_events[event]:
-                            checks += ((args[index], writing, event),)
+                        for index, fd_index in write_events[event] if writing else read_events[event]:
+                            dir_fd = args[fd_index] if fd_index is not None and fd_index < len_(args) else None
+                            checks += ((args[index], writing, event, dir_fd),)
                     elif event == "sqlite3.connect":
-                        checks = ((args[0], True, "opening a database"),)
+                        checks = ((args[0], True, "opening a database", None),)
+                    elif event == "fcntl.fcntl":  # the log is appended to: its descriptors' flags stay as they are
+                        if args[1] == set_flags and type_(args[0]) is int_:
+                            try:
+                                found = fstat(args[0])
+                                if (found.st_dev, found.st_ino) == log_file:
+                                    what = "changing the flags of the sandbox's log"
+                            except os_error:
+                                pass
                     elif event in signal_events:
                         if event == "os.killpg" or (event == "os.kill" and args[0] != my_pid):
                             what = f"sending a signal to process {args[0]}"
@@ -241,19 +276,30 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
                     elif event in native_events:
                         what = f"native code access ({event})"
                     elif event == "ctypes.dlopen":
-                        checks = ((args[0], None, f"loading the native library {args[0]}"),)
+                        checks = ((args[0], None, f"loading the native library {args[0]}", None),)
                     elif event in refused_events:
                         what = event
-                    for path, writing, action in checks:
-                        if path is None and writing is not None or type_(path) is int_:
+                    while checks:
+                        (path, writing, action, dir_fd), checks = checks[0], checks[1:]
+                        if path is None and writing is not None:
                             continue
+                        if type_(path) is int_:  # a descriptor: judged as the file it names, unless merely wrapped
+                            if event == "open":
+                                continue
+                            path = fd_folder + str_(path)
                         if path is opaque or path is None:
                             what = f"{action} (a path the sandbox cannot read)"
                             break
                         if type_(path) is not str_:
                             path = path.decode("utf-8", "surrogateescape")
                         if not path.startswith("/"):
-                            path = getcwd().rstrip("/") + "/" + path
+                            if type_(dir_fd) is int_ and dir_fd >= 0:
+                                path = fd_folder + str_(dir_fd) + "/" + path
+                            else:
+                                if dir_fd is undecided:  # judged in every folder a descriptor may name, too
+                                    for folder in opened_folders:
+                                        checks += ((folder + "/" + path, writing, action, None),)
+                                path = getcwd().rstrip("/") + "/" + path
                         folder, _, name = path.rpartition("/")
                         found = None
                         if folder and not folder.startswith("/proc"):
@@ -328,6 +374,12 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
                         if not allowed:
                             what = f"{action} {real}"
                             break
+                        if event == "open" and args[1] is None and real not in opened_folders:  # os.open: a folder?
+                            try:
+                                if is_dir(stat_path(real).st_mode):
+                                    opened_folders += (real,)
+                            except os_error:
+                                pass
                 except exception as failure:
                     what = f"{event} (the sandbox could not decide it: {type_(failure).__name__})"
                 if what is not None:

@@ -81,7 +81,8 @@ def _log_refusal(
     log_fd: int, what: str, frame: types.FrameType | None, _write=os.write, _dumps=json.dumps, _len=len,
     _os_error=OSError, _permission_error=PermissionError,
 ) -> PermissionError:
-    """Write a refusal to the violations log (outside the kernel's reach); return the error to raise.
+    """Write a refusal to the violations log; return the error to raise. The log is outside the kernel's folder,
+    and the audit hook keeps the notebook from truncating or rewriting it through ``log_fd``.
 
     Every function and class it uses is bound when this file loads, before any student code runs (changing its
     defaults is refused by the audit hook), so that rebinding a global or a builtin changes nothing here.
