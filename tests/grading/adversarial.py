@@ -467,6 +467,33 @@ os.posix_spawn("/bin/sh", ["sh", "-c", "(setsid sleep 600 &) ; sleep 600"], {"HO
 print("left a process behind")
 '''
 
+UNAUDITED_SPAWN = '''
+import _posixsubprocess, os
+_read, _write = os.pipe()
+# Python 3.11 raises no audit event here (subprocess.Popen does, before it calls this)
+_posixsubprocess.fork_exec(
+    [b"sh", b"-c", b"(setsid sleep 600 &) ; sleep 600"], [b"/bin/sh"], True, (_write,), None,
+    [b"HOSTILE_TOKEN=" + {{token}}.encode(), b"PATH=/usr/bin:/bin"], -1, -1, -1, -1, -1, -1, _read, _write, True, True,
+    -1, None, None, None, -1, None, False)
+print("left a process behind, unaudited")
+'''
+
+UNAUDITED_KILL = '''
+import os, signal
+_killed = []
+for _name in os.listdir("/proc"):  # the grader's processes: the command, its workers, checkers and fork servers
+    if _name.isdigit() and int(_name) != os.getpid():
+        try:
+            with open(f"/proc/{_name}/cmdline", "rb") as _file:
+                if b"autograder" not in _file.read():
+                    continue
+            signal.pidfd_send_signal(os.pidfd_open(int(_name)), signal.SIGKILL)  # no audit event in Python 3.11
+            _killed.append(int(_name))
+        except OSError:
+            pass
+print("killed", _killed)
+'''
+
 
 _listener: dict = {}
 
@@ -696,6 +723,11 @@ def catalogue() -> list[Entry]:
               0, frozenset({SANDBOX}), f"{STORM_PROCESSES} x os.posix_spawn(sleep) in new sessions", reason_words=SPAWNS),
         Entry("outlive_kernel", before_the_last_test(stubs, OUTLIVE_KERNEL, token=lambda ctx: ctx.token), 0, frozenset({SANDBOX}),
               "a detached sleep 600 started just before the last test cell, to outlive the kernel", reason_words=SPAWNS),
+        # -- Python calls that raise no audit event (Python 3.11): the namespace sandbox holds them
+        Entry("unaudited_spawn", before_the_last_test(stubs, UNAUDITED_SPAWN, token=lambda ctx: ctx.token), 0,
+              frozenset({GRADED, SANDBOX}), "a detached sleep 600 started through _posixsubprocess.fork_exec, to outlive the kernel"),
+        Entry("unaudited_kill", injected(stubs, UNAUDITED_KILL), 0, frozenset({GRADED, SANDBOX, KERNEL_DIED}),
+              "SIGKILL through pidfd_send_signal to every process whose command line names autograder"),
         Entry("env_probe", answered(lambda ctx: dict(ENV_PROBE)), 0, frozenset({GRADED}), "prints the environment from inside a test cell"),
         # -- test cells and metadata
         Entry("edit_test_cell", edited_test, 0, frozenset({TESTS_MODIFIED}), "test_mse replaced by print + 2.0"),
