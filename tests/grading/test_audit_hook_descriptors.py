@@ -192,3 +192,15 @@ def test_the_refusal_log_can_be_neither_truncated_nor_rewritten(tmp_path):
     entries = [json.loads(line)["what"] for line in log.splitlines() if line.strip().startswith("{")]
     assert entries[0].endswith("hidden/answers.txt"), entries  # the first refusal is still there, whole
     assert "changing the flags of the sandbox's log" in entries
+
+
+def test_a_closed_log_stops_the_logging_not_the_refusals(tmp_path):
+    """What the security page says of the one thing the notebook can do to its log: close its descriptor."""
+    outcome, log = run(tmp_path, """
+        os.close(log_fd)
+        attempt("secret", lambda: open(SECRET).read())
+        attempt("write", lambda: open(os.path.join(READABLE, "planted.txt"), "w").close())
+    """)
+    assert outcome["secret"] == "refused" and outcome["write"] == "refused", outcome
+    assert not (tmp_path / "data" / "planted.txt").exists()
+    assert log == ""
