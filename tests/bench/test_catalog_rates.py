@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def test_rates_count_kills_names_false_failures_and_false_names():
 
 
 def test_the_table_has_a_row_per_blank_and_a_total(capsys):
+    home = os.environ.get("FASTAI_HOME")
     rows = catalog_rates.main(["--assignment", "linear_regression"])
+    assert os.environ.get("FASTAI_HOME") == home, "main left FASTAI_HOME naming its removed temporary folder"
     printed = capsys.readouterr().out
     assert [r.blank for r in rows] == ["update"]
     assert "| linear_regression | update |" in printed and "| all | all |" in printed
