@@ -26,6 +26,7 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from unittest import mock
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests" / "checks"))
@@ -123,23 +124,15 @@ def main(argv: list[str] | None = None) -> list[BlankRates]:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
-    previous_home = os.environ.get("FASTAI_HOME")
-    with tempfile.TemporaryDirectory(prefix="catalog-rates-") as home:
-        os.environ["FASTAI_HOME"] = home
-        try:
-            archive = os.environ.get(ARCHIVE_ENV_VAR)
-            have_sample = bool(archive) and provision_mnist_sample(archive, home=Path(home)) is not None
-            rows = [
-                row
-                for catalog in load_catalogs()
-                if not args.assignment or catalog.assignment in args.assignment
-                for row in catalog_rates(catalog, args.device, have_sample)
-            ]
-        finally:  # the folder goes with the block: FASTAI_HOME must not be left naming it
-            if previous_home is None:
-                os.environ.pop("FASTAI_HOME", None)
-            else:
-                os.environ["FASTAI_HOME"] = previous_home
+    with tempfile.TemporaryDirectory(prefix="catalog-rates-") as home, mock.patch.dict(os.environ, {"FASTAI_HOME": home}):
+        archive = os.environ.get(ARCHIVE_ENV_VAR)
+        have_sample = bool(archive) and provision_mnist_sample(archive, home=Path(home)) is not None
+        rows = [
+            row
+            for catalog in load_catalogs()
+            if not args.assignment or catalog.assignment in args.assignment
+            for row in catalog_rates(catalog, args.device, have_sample)
+        ]
     print(table(rows))
     if args.json:
         args.json.write_text(json.dumps([{**asdict(r), "kill_rate": r.kill_rate, "named_rate": r.named_rate} for r in rows], indent=1))

@@ -11,14 +11,12 @@ environment the kernel may read).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 from autograder.grading.sandbox import kernel_boot
-from tests.grading.test_audit_hook_tamper import PRELUDE
+from tests.grading.test_audit_hook_tamper import PRELUDE, run_script
 
 TRY = """
 def attempt(name, action):
@@ -33,7 +31,8 @@ def attempt(name, action):
 
 
 def run(tmp_path: Path, body: str, before_hook: str = "") -> tuple[dict, str]:
-    """Run ``body`` with the hook installed (``before_hook`` runs just before it is); ``outcome``, and the refusal log.
+    """Run ``body`` with the hook installed (``before_hook`` runs just before it is, with the same names); ``outcome``,
+    and the refusal log.
 
     In ``body``: ``READABLE`` (a readable folder), ``SECRET`` (``READABLE/hidden/answers.txt``, in a denied folder),
     ``SCRATCH`` (the kernel's own folder, the working folder) and ``attempt(name, action)``.
@@ -51,11 +50,8 @@ def run(tmp_path: Path, body: str, before_hook: str = "") -> tuple[dict, str]:
                              readable=str(readable), scratch=str(scratch), log=str(log), config=config)
     hook_line = "kernel_boot._install_audit_hook("
     head, tail = prelude.split(hook_line, 1)
-    script = (head + "import os\nSCRATCH_FIRST = " + repr(str(scratch)) + "\n" + textwrap.dedent(before_hook) + "\n"
-              + hook_line + tail + TRY + textwrap.dedent(body) + "\nprint(json.dumps(outcome))\n")
-    done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120, cwd=scratch)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return json.loads(done.stdout.strip().splitlines()[-1]), log.read_text() if log.exists() else ""
+    script = head + textwrap.dedent(before_hook) + "\n" + hook_line + tail + TRY + textwrap.dedent(body) + "\nprint(json.dumps(outcome))\n"
+    return run_script(script, scratch, log)
 
 
 def test_os_open_in_a_readable_folders_descriptor_cannot_reach_a_denied_file_or_write(tmp_path):
@@ -139,7 +135,7 @@ def test_a_folder_descriptor_held_before_the_hook_counts_too(tmp_path):
     outcome, _ = run(tmp_path, """
         attempt("inherited", lambda: os.read(os.open("hidden/answers.txt", os.O_RDONLY, dir_fd=HELD), 100).decode())
     """, before_hook="""
-        HELD = os.open(os.path.join(SCRATCH_FIRST, "..", "data"), os.O_RDONLY | os.O_DIRECTORY)
+        HELD = os.open(READABLE, os.O_RDONLY | os.O_DIRECTORY)
     """)
     assert outcome["inherited"] == "refused", outcome
 

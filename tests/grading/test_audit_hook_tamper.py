@@ -103,6 +103,12 @@ def attack(tmp_path: Path, body: str) -> tuple[dict, str]:
     script = PRELUDE.format(boot=kernel_boot.__file__, secret=str(secret_folder / "answers.txt"), readable=str(readable),
                             scratch=str(scratch), log=str(log), config=config)
     script += textwrap.dedent(body) + "\noutcome.update(try_all())\nprint(json.dumps(outcome))\n"
+    return run_script(script, scratch, log)
+
+
+def run_script(script: str, scratch: Path, log: Path) -> tuple[dict, str]:
+    """Run ``script`` (the prelude and an attack ending in ``print(json.dumps(outcome))``) in a fresh interpreter in
+    ``scratch``; the outcome it printed, and the refusal log ``log``."""
     done = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, timeout=120, cwd=scratch)
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), log.read_text() if log.exists() else ""

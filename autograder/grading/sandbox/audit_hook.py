@@ -218,7 +218,8 @@ def _decisions(config: dict, log_fd: int, log_refusal: Refusal) -> Generator[Per
     getframe, time_ns, type_, str_, int_, tuple_, len_ = sys._getframe, time.time_ns, type, str, int, tuple, len
     permission_error, undecided, dict_, is_dir, fd_folder = PermissionError, object(), dict, stat.S_ISDIR, FD_FOLDER
     fstat, set_flags = os.fstat, fcntl.F_SETFL
-    log_file = (fstat(log_fd).st_dev, fstat(log_fd).st_ino)
+    log_stat = fstat(log_fd)
+    log_file = (log_stat.st_dev, log_stat.st_ino)
     generator_exit, base_exception = GeneratorExit, BaseException
     scratch = os.path.realpath(config["scratch"])
     readable, denied = _roots([*config["readable"], scratch]), _roots(config["denied"])
