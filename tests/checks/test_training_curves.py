@@ -8,7 +8,7 @@ import torch
 
 from autograder.checks import run_checks
 from autograder.checks.thresholds import TRAIN_MODEL
-from autograder.checks.training_curves import calibrated_run, curves_of, feedback_curves
+from autograder.checks.training_curves import calibrated_run, curves_of, feedback_curves, matches_reference_loss
 from autograder.data import load_mnist_sample
 from autograder.reference import mnist_sgd as ref
 
@@ -20,8 +20,13 @@ def loss_without_sigmoid(predictions, targets):
 
 
 @pytest.fixture(scope="module")
-def reference_run(mnist_folder):
-    return calibrated_run(load_mnist_sample(mnist_folder), torch.device("cpu"), ref.train_model)
+def sample(mnist_folder):
+    return load_mnist_sample(mnist_folder)
+
+
+@pytest.fixture(scope="module")
+def reference_run(sample):
+    return calibrated_run(sample, torch.device("cpu"), ref.train_model)
 
 
 def test_the_run_is_the_calibrated_one_and_reaches_its_accuracy(reference_run):
@@ -67,3 +72,59 @@ def test_the_check_records_the_students_loss_in_its_artifact(mnist_folder):
 def test_the_reference_curves_name_the_reference(mnist_folder):
     curves = feedback_curves(load_mnist_sample(mnist_folder), torch.device("cpu"), ref.train_model, ref.mnist_loss)
     assert curves["run"].startswith("The reference train_model") and curves["loss_name"] == "the reference mnist_loss"
+
+
+RIGHT_LOSSES = {
+    "the reference's formula": lambda p, t: torch.where(t == 1, 1 - torch.sigmoid(p), torch.sigmoid(p)).mean(),
+    "a distance": lambda p, t: (p.sigmoid() - t).abs().mean(),
+    "a sum over the count": lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum() / len(t),
+}
+WRONG_LOSSES = {
+    "no sigmoid": loss_without_sigmoid,
+    "a sum": lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum(),
+    "targets swapped": lambda p, t: torch.where(t == 0, 1 - p.sigmoid(), p.sigmoid()).mean(),
+    "a Python float": lambda p, t: float(ref.mnist_loss(p, t)),
+    "detached": lambda p, t: ref.mnist_loss(p, t).detach(),
+    "a gradient cut at the sigmoid": lambda p, t: torch.where(t == 1, 1 - p.sigmoid().detach() + 0 * p, p.sigmoid()).mean(),
+    "one value per row": lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()),
+    "right for full batches only": lambda p, t: ref.mnist_loss(p, t) * (1.0 if len(p) == 256 else 2.0),
+    "raises": lambda p, t: 1 / 0,
+}
+
+
+@pytest.mark.parametrize("name", RIGHT_LOSSES)
+def test_a_loss_with_the_references_values_and_gradients_may_train_the_run(sample, name):
+    assert matches_reference_loss(RIGHT_LOSSES[name], sample.xy("train")[1], torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", WRONG_LOSSES)
+def test_a_wrong_loss_never_trains_the_run(sample, name):
+    assert not matches_reference_loss(WRONG_LOSSES[name], sample.xy("train")[1], torch.device("cpu"))
+
+
+def test_the_run_trains_with_a_right_student_loss_and_says_so(sample, reference_run):
+    calls = []
+
+    def counted(predictions, targets):
+        calls.append(len(predictions))
+        return ref.mnist_loss(predictions, targets)
+
+    run = calibrated_run(sample, torch.device("cpu"), ref.train_model, counted)
+    assert run.own_loss and len(calls) > TRAIN_MODEL.epochs * 48  # the probes, then every training batch
+    assert run.final_accuracy == reference_run.final_accuracy  # the same loss: the same training, bit for bit
+    for (p, t), (q, u) in zip(run.epochs, reference_run.epochs, strict=True):
+        assert torch.equal(p, q) and torch.equal(t, u)
+    assert "and your mnist_loss, which matches the reference's (the run that grades" in curves_of(run, counted)["run"]
+
+
+def test_the_run_trains_with_the_reference_loss_when_the_students_is_wrong(sample, reference_run):
+    calls = []
+
+    def counted(predictions, targets):
+        calls.append(len(predictions))
+        return loss_without_sigmoid(predictions, targets)
+
+    run = calibrated_run(sample, torch.device("cpu"), ref.train_model, counted)
+    assert not run.own_loss and len(calls) == 1  # the first probe only
+    assert run.final_accuracy == reference_run.final_accuracy
+    assert "and the reference mnist_loss (the run that grades" in curves_of(run, counted)["run"]

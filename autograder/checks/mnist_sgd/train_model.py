@@ -153,8 +153,9 @@ def _accuracies_on(device, batches, valid, epochs, on_training=False):
 @blank("train_model")
 def test_train_model_reaches_the_calibrated_accuracy(student, device, artifacts):
     """trains linear1 on the MNIST sample to the accuracy the reference reliably reaches"""
-    run = calibrated_run(real_sample(device), device, student.train_model)
-    artifacts["curves"] = curves_of(run, getattr(student, "mnist_loss", None))
+    loss_func = getattr(student, "mnist_loss", None)
+    run = calibrated_run(real_sample(device), device, student.train_model, loss_func)
+    artifacts["curves"] = curves_of(run, loss_func)
     accuracy = run.final_accuracy
     assert accuracy >= TRAIN_MODEL.threshold, (
         f"validation accuracy {accuracy:.4f} after {TRAIN_MODEL.epochs} epochs is below {TRAIN_MODEL.threshold:.4f}, "

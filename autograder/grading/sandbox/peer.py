@@ -16,7 +16,8 @@ What crosses the channel:
   and a few protocols (iteration, ``len``, indexing, ``float``) are forwarded to the owner. Names that
   start with ``_`` are never forwarded, and handles die with their connection. A handle lists the public
   methods its class defines, so that ``obj.method(...)`` costs one round trip (a ``callmethod``), not two
-  (a ``getattr`` answered with a bound method's handle, then a ``call``).
+  (a ``getattr`` answered with a bound method's handle, then a ``call``). A handle sent back to the end that
+  lent it is that end's own object again.
 
 So that the checks behave as if the student's functions ran in the checker's process:
 
@@ -147,6 +148,8 @@ class Peer:
         numpy_value = wire.numpy_value(value)
         if numpy_value is not None:
             return self.encode(numpy_value, buffers, scope, depth + 1)
+        if type(value) is Remote and value._peer is self:  # the other end's own object going back: its handle
+            return {"~": "obj", "h": value._handle, "label": value._label}
         fields = values.fields_of(value)
         if fields is not None:
             return {"~": "value", "type": kind.__name__, "fields": [

@@ -5,7 +5,8 @@ The reference (``autograder.reference.mnist_sgd``) defines its model and its bat
 handles they made ``train_model``'s check cross the channel for every batch: ``next(dl)`` (the batch's bytes),
 ``model(xb)`` and, in the validation loop, both again. Sent by value, the kernel has its own ``Linear1`` and
 ``TensorBatches``; only the calls of the checker's loss function still cross (and of an optimizer other than a
-plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side.
+plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side. With a student's own
+loss inside a ``LossRecorder``, nothing crosses while the loop trains.
 
 - ``Linear1``: its parameters are leaf tensors that require grad, so they are *tracked* (``peer_tracking.py``):
   both copies of the model share them, values and gradients, as one object would.
@@ -18,8 +19,15 @@ plain ``SGD``), as the reference's answers to the blanks must stay on the checke
   ``opt.step()`` and ``opt.zero_grad()`` in a student's loop cost no round trip. Any other optimizer, or an SGD with
   more settings, is lent as a handle.
 
+- ``LossRecorder``: a loss function that copies each batch's predictions and targets into buffers, then calls the
+  loss function it wraps. The receiver's copy records in its own buffers, which are call arguments: they are
+  written back to the sender's when the call returns. The loss it wraps crosses as any object does: the
+  kernel's own function (a student's ``mnist_loss`` sent back to the kernel) runs there without a round trip,
+  the checker's (the reference's) stays a handle, one round trip per batch.
+
 None of them answers a blank: the lesson gives ``linear1``, ``TensorBatches`` is this kit's batching (the lesson
-uses fastai's ``DataLoader``), and ``SGD`` is PyTorch's (the reference's ``BasicOptim`` stays on the checker's side).
+uses fastai's ``DataLoader``), ``SGD`` is PyTorch's (the reference's ``BasicOptim`` stays on the checker's side), and
+``LossRecorder`` computes nothing but what the loss it wraps returns.
 """
 
 from __future__ import annotations
@@ -81,6 +89,47 @@ class TensorBatches:
         return (len(self.x) + self.batch_size - 1) // self.batch_size
 
 
+class LossRecorder:
+    """A ``loss_func`` that records every call's predictions and targets, then returns ``loss_func``'s loss.
+
+    Calls are recorded one after the other, flattened: ``predictions`` and ``targets`` (1-D buffers of the same
+    length) hold their values, ``sizes`` each recorded call's number of values and ``count`` (one element) the
+    number of calls recorded. A call that no longer fits in the buffers, or whose predictions and targets differ
+    in size, is not recorded (the loss is still returned).
+    """
+
+    def __init__(self, loss_func: Any, predictions: Tensor, targets: Tensor, sizes: Tensor, count: Tensor) -> None:
+        self.loss_func, self.predictions, self.targets, self.sizes, self.count = loss_func, predictions, targets, sizes, count
+        self.filled = int(sizes[: int(count[0])].sum())
+
+    def __call__(self, predictions: Tensor, targets: Tensor) -> Any:
+        self._record(predictions, targets)
+        return self.loss_func(predictions, targets)
+
+    def _record(self, predictions: Any, targets: Any) -> None:
+        if not isinstance(predictions, Tensor) or not isinstance(targets, Tensor):
+            return
+        calls, values, labels = int(self.count[0]), predictions.detach().reshape(-1), targets.detach().reshape(-1)
+        size = len(values)
+        if size != len(labels) or calls >= len(self.sizes) or self.filled + size > len(self.predictions):
+            return
+        with torch.no_grad():
+            self.predictions[self.filled : self.filled + size] = values
+            self.targets[self.filled : self.filled + size] = labels
+            self.sizes[calls] = size
+            self.count[0] = calls + 1
+        self.filled += size
+
+    def batches(self) -> list[tuple[Tensor, Tensor]]:
+        """The recorded calls' predictions and targets, each a column ``(size, 1)`` of its own."""
+        recorded, start = [], 0
+        for size in self.sizes[: int(self.count[0])].tolist():
+            part = slice(start, start + size)
+            recorded.append((self.predictions[part].reshape(-1, 1).clone(), self.targets[part].reshape(-1, 1).clone()))
+            start += size
+        return recorded
+
+
 PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 """The settings of an SGD sent by value: PyTorch's defaults, apart from the learning rate."""
 
@@ -93,6 +142,7 @@ def _plain_sgd(value: torch.optim.SGD) -> bool:
             and type(group.get("lr")) is float and not group.get("differentiable") and not group.get("fused"))
 
 
+RECORDER_FIELDS = ("loss_func", "predictions", "targets", "sizes", "count")
 COPIED_FIELDS = {"x", "y", "generator"}
 """Fields sent as copies, never written back to the sender (``TensorBatches``' data: tens of megabytes)."""
 
@@ -102,8 +152,8 @@ class MalformedValue(ValueError):
 
 
 def fields_of(value: Any) -> dict[str, Any] | None:
-    """The fields to send for ``value`` if its class is exactly ``Linear1``, ``TensorBatches`` or a plain ``SGD``,
-    else None (a subclass, whose code the other end may lack, is lent as a handle)."""
+    """The fields to send for ``value`` if its class is exactly ``Linear1``, ``TensorBatches``, a plain ``SGD`` or
+    ``LossRecorder``, else None (a subclass, whose code the other end may lack, is lent as a handle)."""
     if type(value) is Linear1:
         return {"weights": value.weights, "bias": value.bias}
     if type(value) is TensorBatches:
@@ -112,6 +162,8 @@ def fields_of(value: Any) -> dict[str, Any] | None:
                 "generator": None if generator is None else generator.get_state()}
     if type(value) is torch.optim.SGD and _plain_sgd(value):
         return {"params": list(value.param_groups[0]["params"]), "lr": value.param_groups[0]["lr"]}
+    if type(value) is LossRecorder:
+        return {name: getattr(value, name) for name in RECORDER_FIELDS}
     return None
 
 
@@ -131,7 +183,21 @@ def rebuild(name: str, fields: dict[str, Any]) -> Any:
         if (isinstance(params, list) and params and all(isinstance(p, Tensor) and p.is_leaf and p.requires_grad for p in params)
                 and type(lr) is float and math.isfinite(lr) and lr >= 0):
             return torch.optim.SGD(params, lr=lr)
+    elif name == "LossRecorder" and set(fields) == set(RECORDER_FIELDS):
+        if _recorder_buffers(*(fields[key] for key in RECORDER_FIELDS[1:])):
+            return LossRecorder(*(fields[key] for key in RECORDER_FIELDS))
     raise MalformedValue(f"malformed {name[:40]!r} value")
+
+
+def _recorder_buffers(predictions: Any, targets: Any, sizes: Any, count: Any) -> bool:
+    """Whether these are a ``LossRecorder``'s buffers: 1-D values and labels of one length, 1-D integer sizes, and a
+    count of one element that the sizes and values can hold."""
+    if not all(isinstance(buffer, Tensor) and buffer.dim() == 1 for buffer in (predictions, targets, sizes, count)):
+        return False
+    if len(predictions) != len(targets) or sizes.dtype != torch.int64 or count.dtype != torch.int64 or len(count) != 1:
+        return False
+    calls = int(count[0])
+    return 0 <= calls <= len(sizes) and bool((sizes[:calls] >= 0).all()) and int(sizes[:calls].sum()) <= len(predictions)
 
 
 def _generator(state: Any) -> torch.Generator | None:
