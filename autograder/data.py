@@ -152,18 +152,23 @@ def provision_mnist_sample(source: str | Path | None = None, home: Path | None =
 
 
 def _download_with_fastai(home: Path | None) -> Path:
-    if home is not None:
-        os.environ["FASTAI_HOME"] = str(home)
+    """fastai's ``untar_data`` of the sample into ``home`` (else ``$FASTAI_HOME``); the environment and fastai's
+    configuration are as they were afterwards."""
+    from unittest import mock
+
     from fastai.data.external import URLs, fastai_cfg, untar_data
 
-    fastai_cfg.cache_clear()
     try:
-        path = Path(untar_data(URLs.MNIST_SAMPLE))
+        with mock.patch.dict(os.environ, {} if home is None else {"FASTAI_HOME": str(home)}):
+            fastai_cfg.cache_clear()
+            path = Path(untar_data(URLs.MNIST_SAMPLE))
     except Exception as error:  # noqa: BLE001 - any network or checksum failure means the same thing here
         raise DataError(
             f"no local MNIST sample was given (set {ARCHIVE_ENV_VAR} or --data) and fastai could not "
             f"download it: {error}"
         ) from error
+    finally:
+        fastai_cfg.cache_clear()  # read again, from the environment as it is now
     check_layout(path)
     return path
 

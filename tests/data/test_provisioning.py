@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -65,6 +66,19 @@ def test_untar_data_returns_the_provisioned_folder(tmp_path, monkeypatch):
         assert Path(untar_data(URLs.MNIST_SAMPLE)) == target
     finally:
         fastai_cfg.cache_clear()
+
+
+def test_fastais_download_leaves_fastai_home_as_it_was(tmp_path, monkeypatch):
+    from fastai.data.external import fastai_cfg
+
+    from autograder import data
+
+    target = provision_mnist_sample(_write_tiny_sample(tmp_path / "src"), home=tmp_path / "home")  # no download needed
+    monkeypatch.setenv("FASTAI_HOME", str(tmp_path / "other"))
+    assert data._download_with_fastai(tmp_path / "home") == target
+    assert os.environ["FASTAI_HOME"] == str(tmp_path / "other")
+    assert Path(fastai_cfg().path("data")) == tmp_path / "other" / "data"
+    fastai_cfg.cache_clear()
 
 
 def test_missing_source_names_the_path(tmp_path):
