@@ -83,7 +83,7 @@ WRONG_LOSSES = {
     "no sigmoid": loss_without_sigmoid,
     "a sum": lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()).sum(),
     "targets swapped": lambda p, t: torch.where(t == 0, 1 - p.sigmoid(), p.sigmoid()).mean(),
-    "a Python float": lambda p, t: float(ref.mnist_loss(p, t)),
+    "a Python float": lambda p, t: ref.mnist_loss(p, t).detach().item(),
     "detached": lambda p, t: ref.mnist_loss(p, t).detach(),
     "a gradient cut at the sigmoid": lambda p, t: torch.where(t == 1, 1 - p.sigmoid().detach() + 0 * p, p.sigmoid()).mean(),
     "one value per row": lambda p, t: torch.where(t == 1, 1 - p.sigmoid(), p.sigmoid()),
