@@ -128,3 +128,11 @@ def test_the_run_trains_with_the_reference_loss_when_the_students_is_wrong(sampl
     assert not run.own_loss and len(calls) == 1  # the first probe only
     assert run.final_accuracy == reference_run.final_accuracy
     assert "and the reference mnist_loss (the run that grades" in curves_of(run, counted)["run"]
+
+
+@pytest.mark.parametrize("name", RIGHT_LOSSES)
+def test_a_right_student_loss_moves_the_runs_accuracy_far_less_than_its_spread(sample, reference_run, name):
+    """What ``thresholds.py`` says of a student's loss training the run: its rounding costs no student the bar."""
+    run = calibrated_run(sample, torch.device("cpu"), ref.train_model, RIGHT_LOSSES[name])
+    assert run.own_loss
+    assert abs(run.final_accuracy - reference_run.final_accuracy) < TRAIN_MODEL.std / 3
