@@ -26,7 +26,7 @@ from autograder.checks.mnist_sgd.sigmoid import USED_A_PYTHON_NUMBER, sigmoid_mi
 from autograder.checks.mnist_sgd.spies import (
     LOSS_FUNC_LR,
     STEP_WITHOUT_GRADIENT,
-    CountingOptim,
+    CountingSGD,
     LossSpy,
     call_with_spy,
     expect_called,
@@ -45,7 +45,7 @@ NEEDS_MNIST_SAMPLE = True
 __all__ = [
     "BLANKS", "CALC_GRAD_CHANGED_PARAMETERS", "LOSS_FUNC_LR", "NEEDS_MNIST_SAMPLE", "ON_THE_VISIBLE_EXAMPLE",
     "STEP_WITHOUT_GRADIENT", "UPDATES_PARAMETERS", "USED_A_PYTHON_NUMBER", "VISIBLE_AFTER_EPOCH", "VISIBLE_AFTER_STEP",
-    "ZERO_GRAD_DID_NOTHING", "ZERO_GRAD_STOPPED", "CountingOptim", "LossSpy", "accuracy_mistakes", "bce", "call_with_spy",
+    "ZERO_GRAD_DID_NOTHING", "ZERO_GRAD_STOPPED", "CountingSGD", "LossSpy", "accuracy_mistakes", "bce", "call_with_spy",
     "expect_as_visible", "expect_called", "expect_number_as_visible", "expect_same_training", "image_batch",
     "linear_model", "loss_inputs", "loss_mistakes", "mse_loss", "optimizer_step_mistakes", "sigmoid_mistakes",
     "toy_model", "train_epoch_mistakes", "visible_loss_examples", "visible_optim_parameters", "visible_toy_data",

@@ -1,9 +1,10 @@
 """What watches a student's training in the checks of 04_mnist_sgd.
 
-``LossSpy`` counts the calls of the loss_func it is given as, ``CountingOptim`` records ``step`` and
-``zero_grad``, and ``expect_same_training`` compares a student's training with the reference's, naming a cause
-only when one of them observed it. Both are plain classes, so that a sandboxed student's calls come back to the
-checker's side.
+``LossSpy`` counts the calls of the loss_func it is given as, ``CountingSGD`` (``peer_values.py``) steps as the
+reference's ``BasicOptim`` and records ``step`` and ``zero_grad``, and ``expect_same_training`` compares a student's
+training with the reference's, naming a cause only when one of them observed it. ``LossSpy`` is a plain class, so
+that a sandboxed student's calls come back to the checker's side; ``CountingSGD`` crosses the channel by value, so
+that a training loop steps without a round trip, and its record of the calls is written back when the call returns.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from autograder.checks.compare import INSTRUMENT_VERDICTS, call_student, close, difference_message, likely_mistake
-from autograder.reference import mnist_sgd as ref
+from autograder.grading.sandbox.peer_values import STEP_WITHOUT_GRADIENT, CountingSGD
 
 
 def mse_loss(predictions, targets):
@@ -50,38 +51,7 @@ def call_with_spy(fn, *args, spy: LossSpy, fix: str):
         raise
 
 
-STEP_WITHOUT_GRADIENT = "opt.step() was called with no gradient: call calc_grad before opt.step()"
 INSTRUMENT_VERDICTS.add(STEP_WITHOUT_GRADIENT)
-
-
-class CountingOptim:
-    """Wraps the reference optimizer and records the order of ``step`` and ``zero_grad`` calls."""
-
-    def __init__(self, params, lr):
-        self.inner = ref.BasicOptim(params, lr)
-        self.calls: list[str] = []
-
-    @property
-    def params(self):
-        return self.inner.params
-
-    @property
-    def lr(self):
-        return self.inner.lr
-
-    @lr.setter
-    def lr(self, value):
-        self.inner.lr = value
-
-    def step(self, *args, **kwargs):
-        self.calls.append("step")
-        if any(p.grad is None for p in self.inner.params):
-            raise AssertionError(STEP_WITHOUT_GRADIENT)
-        self.inner.step()
-
-    def zero_grad(self, *args, **kwargs):
-        self.calls.append("zero_grad")
-        self.inner.zero_grad()
 
 
 def expect_same_training(model, twin, before, opt, spy, n_batches, what, mistakes=None,
@@ -89,7 +59,7 @@ def expect_same_training(model, twin, before, opt, spy, n_batches, what, mistake
     """Assert ``model`` ends with ``twin``'s parameters; else raise the most specific confirmed cause.
 
     A cause is named only when observed: the parameters did not change at all, the loss_func ``spy``
-    (None when the reference's loss was used) was never called, the optimizer ``opt`` (a ``CountingOptim``)
+    (None when the reference's loss was used) was never called, the optimizer ``opt`` (a ``CountingSGD``)
     was never stepped or never zeroed, or the weights equal a known wrong result in ``mistakes``. Otherwise
     the message says where the weights differ, with how often loss_func and opt.step() were called.
     """
@@ -100,14 +70,14 @@ def expect_same_training(model, twin, before, opt, spy, n_batches, what, mistake
         raise AssertionError(f"never trained: the parameters did not change ({fixes[0]})")
     if spy is not None:
         expect_called(spy, fixes[1])
-    if "step" not in opt.calls:
+    if opt.steps == 0:
         raise AssertionError("never called step() on the opt it was given: train with that optimizer, not a new one")
-    if "zero_grad" not in opt.calls:
+    if opt.zero_grads == 0:
         raise AssertionError("forgot opt.zero_grad(): gradients add up across batches")
     message = likely_mistake(params[0], mistakes or {})
     if message is None:
         name, got, want = next((n, p, e) for n, p, e in zip(("weights", "bias"), params, expected) if not close(p, e))
         message = difference_message(got, want, f"{name} {what}")
-        counts = ([f"loss_func {spy.calls}"] if spy is not None else []) + [f"opt.step() {opt.calls.count('step')}"]
+        counts = ([f"loss_func {spy.calls}"] if spy is not None else []) + [f"opt.step() {opt.steps}"]
         message = f"{message}; it called {' and '.join(c + ' time(s)' for c in counts)}, for {n_batches} batches per epoch"
     raise AssertionError(message[:300])

@@ -9,7 +9,7 @@ from torch import Tensor
 
 from autograder.checks.compare import call_student, expect_close
 from autograder.checks.mnist_sgd.inputs import bce, image_batch, linear_model, toy_model, visible_toy_data
-from autograder.checks.mnist_sgd.spies import LOSS_FUNC_LR, CountingOptim, LossSpy, call_with_spy, expect_same_training, mse_loss
+from autograder.checks.mnist_sgd.spies import LOSS_FUNC_LR, CountingSGD, LossSpy, call_with_spy, expect_same_training, mse_loss
 from autograder.checks.runner import blank, gate
 from autograder.checks.visible import expect_as_visible
 from autograder.reference import mnist_sgd as ref
@@ -83,10 +83,10 @@ def test_train_epoch_visible_example(student, device):
 def test_train_epoch_matches_the_reference_epoch(student, device):
     """from the same parameters and batches, ends with the reference's parameters"""
     batches, model, twin = _epoch_case(device)
-    opt = CountingOptim(model.parameters(), 0.5)
+    opt = CountingSGD(model.parameters(), 0.5)
     call_student(student.train_epoch, model, batches, opt, ref.mnist_loss)
     ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), 0.5), ref.mnist_loss)
-    if opt.calls.count("zero_grad") == 0:
+    if opt.zero_grads == 0:
         raise AssertionError("forgot opt.zero_grad(): gradients add up across batches")
     for name, param, expected in zip(("weights", "bias"), model.parameters(), twin.parameters()):
         expect_close(param.detach(), expected.detach(), what=f"{name} after one epoch")
@@ -96,9 +96,9 @@ def test_train_epoch_matches_the_reference_epoch(student, device):
 def test_train_epoch_steps_once_per_batch(student, device):
     """calls opt.step() and opt.zero_grad() exactly once per batch"""
     batches, model, _ = _epoch_case(device, n_batches=4, seed=1)
-    opt = CountingOptim(model.parameters(), 0.5)
+    opt = CountingSGD(model.parameters(), 0.5)
     call_student(student.train_epoch, model, batches, opt, ref.mnist_loss)
-    steps, zeros = opt.calls.count("step"), opt.calls.count("zero_grad")
+    steps, zeros = opt.steps, opt.zero_grads
     assert steps == 4, f"called opt.step() {steps} times for 4 batches: step once per batch, inside the loop"
     assert zeros == 4, (
         "forgot opt.zero_grad(): gradients add up across batches" if zeros == 0
@@ -112,7 +112,7 @@ def test_train_epoch_uses_the_given_loss_function(student, device):
     """trains with the loss_func it is given"""
     batches, model, twin = _epoch_case(device, seed=2)
     before = [p.detach().clone() for p in model.parameters()]
-    spy, opt = LossSpy(), CountingOptim(model.parameters(), LOSS_FUNC_LR)
+    spy, opt = LossSpy(), CountingSGD(model.parameters(), LOSS_FUNC_LR)
     call_with_spy(student.train_epoch, model, batches, opt, spy, spy=spy, fix="pass it on to calc_grad(xb, yb, model, loss_func)")
     ref.train_epoch(twin, batches, ref.BasicOptim(twin.parameters(), LOSS_FUNC_LR), mse_loss)
     expect_same_training(

@@ -10,7 +10,7 @@ import torch
 from autograder.checks.compare import call_student, expect_close
 from autograder.checks.data import real_sample
 from autograder.checks.mnist_sgd.inputs import bce, linear_model, toy_model, visible_toy_data
-from autograder.checks.mnist_sgd.spies import LOSS_FUNC_LR, CountingOptim, LossSpy, call_with_spy, expect_same_training, mse_loss
+from autograder.checks.mnist_sgd.spies import LOSS_FUNC_LR, CountingSGD, LossSpy, call_with_spy, expect_same_training, mse_loss
 from autograder.checks.runner import blank, gate
 from autograder.checks.thresholds import TRAIN_MODEL
 from autograder.checks.training_curves import calibrated_run, curves_of
@@ -45,7 +45,7 @@ def test_train_model_returns_one_accuracy_per_epoch(student, device):
     sample = synthetic_mnist(32, seed=4).to(device)
     dl, valid_dl = batches_for(sample, seed=0, batch_size=16)
     model = linear_model(device, 3)
-    history = call_student(student.train_model, model, list(dl), list(valid_dl), ref.BasicOptim(model.parameters(), 0.1), 3, ref.mnist_loss)
+    history = call_student(student.train_model, model, list(dl), list(valid_dl), CountingSGD(model.parameters(), 0.1), 3, ref.mnist_loss)
     assert isinstance(history, (list, tuple)), f"return the list of accuracies, not {type(history).__name__}"
     assert len(history) == 3, f"returned {len(history)} accuracies for 3 epochs: one per epoch"
     values = [float(a) for a in history]
@@ -59,7 +59,7 @@ def test_train_model_uses_the_batches_it_is_given(student, device):
     for seed in (7, 8):
         batches, valid = _synthetic_batches(device, seed)
         model = linear_model(device, 4)
-        history = call_student(student.train_model, model, batches, valid, ref.BasicOptim(model.parameters(), 0.1), 1, ref.mnist_loss)
+        history = call_student(student.train_model, model, batches, valid, CountingSGD(model.parameters(), 0.1), 1, ref.mnist_loss)
         runs.append(([p.detach().clone() for p in model.parameters()], _floats(history)))
     (params_a, history_a), (params_b, history_b) = runs
     if all(torch.equal(a, b) for a, b in zip(params_a, params_b)):
@@ -70,7 +70,7 @@ def test_train_model_uses_the_batches_it_is_given(student, device):
     batches, valid = _synthetic_batches(device, 8)
     other_valid = _synthetic_batches(device, 9)[1]
     model = linear_model(device, 4)
-    history_c = _floats(call_student(student.train_model, model, batches, other_valid, ref.BasicOptim(model.parameters(), 0.1), 1, ref.mnist_loss))
+    history_c = _floats(call_student(student.train_model, model, batches, other_valid, CountingSGD(model.parameters(), 0.1), 1, ref.mnist_loss))
     expected = (_accuracies_after_one_epoch(device, batches, valid), _accuracies_after_one_epoch(device, batches, other_valid))
     if history_b is not None and history_b == history_c and expected[0] != expected[1]:
         raise AssertionError(
@@ -97,7 +97,7 @@ def test_train_model_matches_the_reference_training(student, device):
     batches, valid = _synthetic_batches(device, 5)
     model, twin = linear_model(device, 4), linear_model(device, 4)
     before = [p.detach().clone() for p in model.parameters()]
-    opt = CountingOptim(model.parameters(), 0.1)
+    opt = CountingSGD(model.parameters(), 0.1)
     history = call_student(student.train_model, model, batches, valid, opt, 3, ref.mnist_loss)
     expected = ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), 0.1), 3)
     expect_same_training(model, twin, before, opt, None, len(batches), what="after 3 epochs", mistakes={
@@ -121,7 +121,7 @@ def test_train_model_uses_the_given_loss_function(student, device):
     batches, valid = _synthetic_batches(device, 6)
     model, twin = linear_model(device, 5), linear_model(device, 5)
     before = [p.detach().clone() for p in model.parameters()]
-    spy, opt = LossSpy(), CountingOptim(model.parameters(), LOSS_FUNC_LR)
+    spy, opt = LossSpy(), CountingSGD(model.parameters(), LOSS_FUNC_LR)
     call_with_spy(student.train_model, model, batches, valid, opt, 1, spy, spy=spy, fix="pass it on to train_epoch")
     ref.train_model(twin, batches, valid, ref.BasicOptim(twin.parameters(), LOSS_FUNC_LR), 1, mse_loss)
     expect_same_training(model, twin, before, opt, spy, len(batches), what="after 1 epoch with another loss_func")

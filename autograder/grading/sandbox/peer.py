@@ -10,8 +10,9 @@ What crosses the channel:
 
 - plain data (None, bool, int, float, str, lists, tuples, dicts, numpy arrays, dtypes) by value;
 - tensors by value (dtype, shape, device, bytes), with ``requires_grad`` and ``.grad``;
-- the model and the batches of the reference (``Linear1``, ``TensorBatches``) and a plain ``torch.optim.SGD`` by
-  value, field by field, as objects of the receiver's own copy of their classes (``peer_values.py``);
+- the model and the batches of the reference (``Linear1``, ``TensorBatches``), a plain ``torch.optim.SGD``, the
+  checks' ``CountingSGD`` and ``LossRecorder`` by value, field by field, as objects of the receiver's own copy of
+  their classes (``peer_values.py``);
 - every other object as a *handle*: the receiver gets a ``Remote`` proxy whose calls, public attributes
   and a few protocols (iteration, ``len``, indexing, ``float``) are forwarded to the owner. Names that
   start with ``_`` are never forwarded, and handles die with their connection. A handle lists the public

@@ -5,8 +5,8 @@ The reference (``autograder.reference.mnist_sgd``) defines its model and its bat
 handles they made ``train_model``'s check cross the channel for every batch: ``next(dl)`` (the batch's bytes),
 ``model(xb)`` and, in the validation loop, both again. Sent by value, the kernel has its own ``Linear1`` and
 ``TensorBatches``; only the calls of the checker's loss function still cross (and of an optimizer other than a
-plain ``SGD``), as the reference's answers to the blanks must stay on the checker's side. With a student's own
-loss inside a ``LossRecorder``, nothing crosses while the loop trains.
+plain ``SGD`` or a ``CountingSGD``), as the reference's answers to the blanks must stay on the checker's side.
+With a student's own loss inside a ``LossRecorder``, nothing crosses while the loop trains.
 
 - ``Linear1``: its parameters are leaf tensors that require grad, so they are *tracked* (``peer_tracking.py``):
   both copies of the model share them, values and gradients, as one object would.
@@ -18,6 +18,10 @@ loss inside a ``LossRecorder``, nothing crosses while the loop trains.
   Nesterov or maximizing, no state): the receiver builds its own over its copies of the parameters, so that
   ``opt.step()`` and ``opt.zero_grad()`` in a student's loop cost no round trip. Any other optimizer, or an SGD with
   more settings, is lent as a handle.
+- ``CountingSGD``: the checks' optimizer, SGD's step with the lesson's optimizer interface (``params``, ``lr``)
+  and a record of its ``step`` and ``zero_grad`` calls, a call argument written back to the sender. The receiver's
+  copy is the receiver's to write: the record tells what its code called, and the parameters, which stay shared,
+  what the training did.
 
 - ``LossRecorder``: a loss function that copies each batch's predictions and targets into buffers, then calls the
   loss function it wraps. The receiver's copy records in its own buffers, which are call arguments: they are
@@ -26,8 +30,8 @@ loss inside a ``LossRecorder``, nothing crosses while the loop trains.
   the checker's (the reference's) stays a handle, one round trip per batch.
 
 None of them answers a blank: the lesson gives ``linear1``, ``TensorBatches`` is this kit's batching (the lesson
-uses fastai's ``DataLoader``), ``SGD`` is PyTorch's (the reference's ``BasicOptim`` stays on the checker's side), and
-``LossRecorder`` computes nothing but what the loss it wraps returns.
+uses fastai's ``DataLoader``), ``SGD`` is PyTorch's (the reference's ``BasicOptim`` stays on the checker's side),
+``CountingSGD`` does that ``SGD``'s step, and ``LossRecorder`` computes nothing but what the loss it wraps returns.
 """
 
 from __future__ import annotations
@@ -130,6 +134,64 @@ class LossRecorder:
         return recorded
 
 
+STEP_WITHOUT_GRADIENT = "opt.step() was called with no gradient: call calc_grad before opt.step()"
+STEP, ZERO_GRAD = 1, 2
+CALL_NAMES = {STEP: "step", ZERO_GRAD: "zero_grad"}
+CALLS_KEPT = 64
+"""How many of a ``CountingSGD``'s first calls it keeps in order (its counts go on past them)."""
+
+
+class CountingSGD:
+    """Plain SGD with the lesson's optimizer interface (``params``, ``lr``, ``step``, ``zero_grad``) that records
+    its calls.
+
+    ``step`` does ``p -= p.grad * lr`` for each parameter, as PyTorch's SGD with a learning rate alone does; called
+    while a parameter has no gradient, it changes nothing and raises ``AssertionError(STEP_WITHOUT_GRADIENT)``.
+    ``zero_grad`` sets the gradients to None. ``record`` (int64, ``3 + CALLS_KEPT``) holds the number of ``step``
+    calls, of ``zero_grad`` calls, of calls kept, then the first ``CALLS_KEPT`` calls in order (``STEP``,
+    ``ZERO_GRAD``); it is a call argument, written back to the sender when the call returns.
+    """
+
+    def __init__(self, params: Any, lr: float, record: Tensor | None = None) -> None:
+        self.params, self.lr = list(params), lr
+        self.record = torch.zeros(3 + CALLS_KEPT, dtype=torch.int64) if record is None else record
+
+    def step(self, *args: Any, **kwargs: Any) -> None:
+        self._note(STEP)
+        if any(p.grad is None for p in self.params):
+            raise AssertionError(STEP_WITHOUT_GRADIENT)
+        for p in self.params:
+            p.data -= p.grad.data * self.lr
+
+    def zero_grad(self, *args: Any, **kwargs: Any) -> None:
+        self._note(ZERO_GRAD)
+        for p in self.params:
+            p.grad = None
+
+    def _note(self, call: int) -> None:
+        kept = int(self.record[2])
+        with torch.no_grad():
+            self.record[call - 1] += 1
+            if kept < CALLS_KEPT:
+                self.record[3 + kept] = call
+                self.record[2] = kept + 1
+
+    @property
+    def steps(self) -> int:
+        """How many times ``step`` was called."""
+        return int(self.record[0])
+
+    @property
+    def zero_grads(self) -> int:
+        """How many times ``zero_grad`` was called."""
+        return int(self.record[1])
+
+    @property
+    def calls(self) -> list[str]:
+        """The first ``CALLS_KEPT`` calls, in order: ``"step"`` or ``"zero_grad"``."""
+        return [CALL_NAMES.get(code, "?") for code in self.record[3 : 3 + int(self.record[2])].tolist()]
+
+
 PLAIN_SGD = {"momentum": 0, "dampening": 0, "weight_decay": 0, "nesterov": False, "maximize": False}
 """The settings of an SGD sent by value: PyTorch's defaults, apart from the learning rate."""
 
@@ -164,6 +226,8 @@ def fields_of(value: Any) -> dict[str, Any] | None:
         return {"params": list(value.param_groups[0]["params"]), "lr": value.param_groups[0]["lr"]}
     if type(value) is LossRecorder:
         return {name: getattr(value, name) for name in RECORDER_FIELDS}
+    if type(value) is CountingSGD:
+        return {"params": list(value.params), "lr": value.lr, "record": value.record}
     return None
 
 
@@ -180,13 +244,29 @@ def rebuild(name: str, fields: dict[str, Any]) -> Any:
             return TensorBatches(x, y, size, shuffle, _generator(state))
     elif name == "SGD" and set(fields) == {"params", "lr"}:
         params, lr = fields["params"], fields["lr"]
-        if (isinstance(params, list) and params and all(isinstance(p, Tensor) and p.is_leaf and p.requires_grad for p in params)
-                and type(lr) is float and math.isfinite(lr) and lr >= 0):
+        if _sgd_settings(params, lr):
             return torch.optim.SGD(params, lr=lr)
     elif name == "LossRecorder" and set(fields) == set(RECORDER_FIELDS):
         if _recorder_buffers(*(fields[key] for key in RECORDER_FIELDS[1:])):
             return LossRecorder(*(fields[key] for key in RECORDER_FIELDS))
+    elif name == "CountingSGD" and set(fields) == {"params", "lr", "record"}:
+        params, lr, record = fields["params"], fields["lr"], fields["record"]
+        if _sgd_settings(params, lr) and _counting_record(record):
+            return CountingSGD(params, lr, record)
     raise MalformedValue(f"malformed {name[:40]!r} value")
+
+
+def _sgd_settings(params: Any, lr: Any) -> bool:
+    """Whether these are an SGD's parameters (leaf tensors that require grad) and learning rate (finite, >= 0)."""
+    return (isinstance(params, list) and bool(params) and all(isinstance(p, Tensor) and p.is_leaf and p.requires_grad for p in params)
+            and type(lr) is float and math.isfinite(lr) and lr >= 0)
+
+
+def _counting_record(record: Any) -> bool:
+    """Whether ``record`` is a ``CountingSGD``'s: int64, ``3 + CALLS_KEPT`` long, counts >= 0, at most ``CALLS_KEPT`` kept."""
+    if not isinstance(record, Tensor) or record.dtype != torch.int64 or record.shape != (3 + CALLS_KEPT,):
+        return False
+    return bool((record[:3] >= 0).all()) and int(record[2]) <= CALLS_KEPT
 
 
 def _recorder_buffers(predictions: Any, targets: Any, sizes: Any, count: Any) -> bool:
