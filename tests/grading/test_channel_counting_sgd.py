@@ -110,6 +110,16 @@ def test_a_subclass_crosses_as_a_handle():
     assert opt.zero_grads == 3
 
 
+def test_one_the_receiver_would_refuse_crosses_as_a_handle_and_still_counts():
+    """An int learning rate is not an SGD setting ``rebuild`` accepts: sent by value, it would end the session."""
+    channel, model = Channel(), _model()
+    opt = CountingSGD(model.parameters(), 1)
+    assert peer_values.fields_of(opt) is None
+    channel.student(many_calls)(opt, 2)
+    assert channel.checker_served == {"callmethod": 2}
+    assert opt.zero_grads == 2
+
+
 def _record(**at: int) -> torch.Tensor:
     record = torch.zeros(3 + CALLS_KEPT, dtype=torch.int64)
     for index, value in at.items():

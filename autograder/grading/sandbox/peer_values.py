@@ -214,8 +214,10 @@ class MalformedValue(ValueError):
 
 
 def fields_of(value: Any) -> dict[str, Any] | None:
-    """The fields to send for ``value`` if its class is exactly ``Linear1``, ``TensorBatches``, a plain ``SGD`` or
-    ``LossRecorder``, else None (a subclass, whose code the other end may lack, is lent as a handle)."""
+    """The fields to send for ``value`` if its class is exactly ``Linear1``, ``TensorBatches``, a plain ``SGD``,
+    ``LossRecorder`` or a ``CountingSGD`` that ``rebuild`` accepts, else None (a subclass, whose code the other end
+    may lack, is lent as a handle, and so is a ``CountingSGD`` the other end would refuse, such as one whose learning
+    rate is an int)."""
     if type(value) is Linear1:
         return {"weights": value.weights, "bias": value.bias}
     if type(value) is TensorBatches:
@@ -226,7 +228,7 @@ def fields_of(value: Any) -> dict[str, Any] | None:
         return {"params": list(value.param_groups[0]["params"]), "lr": value.param_groups[0]["lr"]}
     if type(value) is LossRecorder:
         return {name: getattr(value, name) for name in RECORDER_FIELDS}
-    if type(value) is CountingSGD:
+    if type(value) is CountingSGD and _sgd_settings(value.params, value.lr) and _counting_record(value.record):
         return {"params": list(value.params), "lr": value.lr, "record": value.record}
     return None
 
