@@ -94,7 +94,9 @@ def test_a_process_that_entered_the_sandbox_cannot_spawn_or_map_past_its_limits(
     assert all(int(found[kind], 16) == 0 for kind in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")), found
     assert found["memory"] == "MemoryError", found
     spawned, _, error = found["processes"].partition(" then ")
-    assert error == "Resource temporarily unavailable" and int(spawned) <= PROCESS_ALLOWANCE, found
+    # As root, other tests' sandboxed processes (also ``nobody``) may end while this one spawns, leaving it room
+    # up to the whole limit; the limit binds if spawning stops there, far below the 500 tried.
+    assert error == "Resource temporarily unavailable" and int(spawned) <= processes, found
 
 
 LIMITS_PROBE = '''
