@@ -23,10 +23,12 @@ class NbgraderError(RuntimeError):
 @contextlib.contextmanager
 def in_course(root: Path) -> Iterator[None]:
     """Run inside ``root`` with this interpreter's ``bin/`` first on PATH (nbgrader runs ``alembic`` from PATH),
-    a new gradebook stamped without a new process (``read_schema_head_in_process``) and one SQLAlchemy engine per
-    gradebook in this process (``share_engines_in_process``)."""
+    a new gradebook stamped without a new process (``read_schema_head_in_process``), one SQLAlchemy engine per
+    gradebook in this process (``share_engines_in_process``) and each gradebook file's tables and course checked
+    once per process (``check_gradebooks_once_in_process``)."""
     read_schema_head_in_process()
     share_engines_in_process()
+    check_gradebooks_once_in_process()
     previous_cwd, previous_path = Path.cwd(), os.environ.get("PATH", "")
     bin_dir = str(Path(sys.executable).parent)
     os.chdir(root)
@@ -97,6 +99,62 @@ def share_engines_in_process() -> None:
             return engines[key]
 
     nbgrader.api.create_engine = shared_engine
+
+
+def gradebook_file(db_url: str) -> tuple[str, int, int] | None:
+    """(path, device, inode) of the SQLite file an absolute ``sqlite:///`` URL names; None for any other URL, or a
+    file that is missing or empty (an empty file is a new gradebook, not a checked one whose inode came again)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        url = make_url(db_url)
+    except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot read is left to nbgrader
+        return None
+    if url.get_backend_name() != "sqlite" or not url.database or not os.path.isabs(url.database):
+        return None
+    try:
+        found = os.stat(url.database)
+    except OSError:
+        return None
+    return (url.database, found.st_dev, found.st_ino) if found.st_size else None
+
+
+@functools.cache
+def check_gradebooks_once_in_process() -> None:
+    """Make an nbgrader ``Gradebook`` opened again on a gradebook file this process has opened before skip the
+    checks that opening already made: that every table exists (creating the missing ones, and stamping a new
+    file's schema revision) and that its course has a row.
+
+    nbgrader runs those checks at every opening (about ten per submission, in the grading worker and again in
+    the coordinator): several queries and a commit each time, about a third of opening a gradebook. Tables and
+    courses are never dropped, so once checked they stay. The file is known by its device and inode: a file
+    replaced since (another gradebook moved over it) is checked again, as is every file in a forked child.
+    """
+    import threading
+
+    import nbgrader.api
+    from sqlalchemy.orm import scoped_session, sessionmaker
+
+    gradebook, checked, lock = nbgrader.api.Gradebook, set(), threading.Lock()
+    open_and_check = gradebook.__init__
+
+    def open_checked_once(self, db_url: str, course_id: str = "default_course", authenticator=None) -> None:
+        found = gradebook_file(db_url)
+        key = (os.getpid(), found, course_id)
+        with lock:
+            known = found is not None and key in checked
+        if not known:
+            open_and_check(self, db_url, course_id, authenticator)
+            found = gradebook_file(db_url)  # a file the checks created
+            if found is not None:
+                with lock:
+                    checked.add((os.getpid(), found, course_id))
+            return
+        self.engine = nbgrader.api.create_engine(db_url, echo=False, future=True)
+        self.db = scoped_session(sessionmaker(autoflush=True, bind=self.engine, future=True))
+        self.course_id, self.authenticator = course_id, authenticator
+
+    gradebook.__init__ = open_checked_once
 
 
 GRADEBOOK = "gradebook.db"
