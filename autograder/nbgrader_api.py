@@ -201,6 +201,17 @@ def make_api(root: Path, overrides: dict | None = None):
     return NbGraderAPI(coursedir=coursedir, config=config)
 
 
+def autograde_with(api, converter: type, assignment: str, student: str) -> dict:
+    """``api.autograde(assignment, student, force=True, create=True)`` with ``converter`` (an ``Autograde``
+    subclass) in place of nbgrader's ``Autograde``; returns nbgrader's result (``success``, ``error``, ``log``)."""
+    from nbgrader.utils import capture_log, temp_attrs
+
+    with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
+        app = converter(coursedir=api.coursedir, parent=api)
+        app.force, app.create_student = True, True
+        return capture_log(app)
+
+
 def _checked(result: dict, what: str) -> dict:
     if not result.get("success"):
         raise NbgraderError(f"{what} failed: {result.get('error') or ''}\n{result.get('log') or ''}".strip())

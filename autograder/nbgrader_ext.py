@@ -202,3 +202,21 @@ class RecordAutograde(Autograde):
         self._sanitizing = True  # reads submitted/ (``_input_directory``), writes autograded/
         self._init_preprocessors()
         BaseConverter.convert_single_notebook(self, notebook_filename)
+
+
+class GradingAutograde(RecordAutograde):
+    """nbgrader's ``Autograde`` as the grading worker runs it: the sanitize steps, then the execution steps
+    (``nbgrader_worker.AUTOGRADE_PREPROCESSORS``), in one pass over the notebook, read once from ``submitted/``
+    and written once to ``autograded/``, as ``RecordAutograde`` does for recording.
+
+    The sanitized notebook nbgrader writes between its two passes, reads back, validates and copies is the one
+    this pass executes. The pass runs with ``NBGRADER_EXECUTION=autograde``, as nbgrader's execution pass does;
+    the kernel's working folder is the sandbox's either way (``kernel_boot``), not the notebook's folder. The
+    executed notebook is the same (``tests/grading/test_grading_one_pass.py``).
+    """
+
+    def convert_single_notebook(self, notebook_filename: str) -> None:
+        from nbgrader.utils import setenv
+
+        with setenv(NBGRADER_EXECUTION="autograde"):
+            super().convert_single_notebook(notebook_filename)

@@ -1,4 +1,5 @@
-"""The process that grades one submission: ``nbgrader autograde`` in a scratch course, up to the executed notebook.
+"""The process that grades one submission: ``nbgrader autograde`` in a scratch course, up to the executed notebook,
+its sanitize and execution steps in one pass (``nbgrader_ext.GradingAutograde``).
 
 Run as ``python -m autograder.grading.nbgrader_worker COURSE ASSIGNMENT STUDENT CELL_TIMEOUT MAX_OUTPUT_BYTES``. It writes
 ``COURSE/worker_result.json`` with nbgrader's success flag and log; the executed notebook is in
@@ -53,8 +54,8 @@ here they would only fill the scratch course's gradebook, which nothing reads.""
 def main(course: Path, assignment: str, student: str, cell_timeout: int, max_output_bytes: int, kernel: Any = None) -> int:
     """Autograde one submission; ``kernel``, a kernel manager whose kernel is already started, runs its notebook."""
     warnings.filterwarnings("ignore")
-    from autograder.nbgrader_api import VALIDATE_ONCE, in_course, make_api
-    from autograder.nbgrader_ext import GradingExecute
+    from autograder.nbgrader_api import VALIDATE_ONCE, autograde_with, in_course, make_api
+    from autograder.nbgrader_ext import GradingAutograde, GradingExecute
 
     GradingExecute.prestarted = kernel
     try:
@@ -67,7 +68,7 @@ def main(course: Path, assignment: str, student: str, cell_timeout: int, max_out
                 "KernelManager": kernel_transport(),
                 **VALIDATE_ONCE,
             })
-            result = api.autograde(assignment, student, force=True, create=True)
+            result = autograde_with(api, GradingAutograde, assignment, student)
     finally:
         GradingExecute.prestarted = None
         _shut_down(kernel)

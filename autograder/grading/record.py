@@ -21,7 +21,7 @@ import nbformat
 from autograder.checks import REPORT_MIME_TYPE
 from autograder.course import notebook, scratch_course
 from autograder.grading.results import CellResult
-from autograder.nbgrader_api import GRADEBOOK, VALIDATE_ONCE, NbgraderError, gradebook_url, in_course, make_api, open_gradebook
+from autograder.nbgrader_api import GRADEBOOK, VALIDATE_ONCE, NbgraderError, autograde_with, gradebook_url, in_course, make_api, open_gradebook
 from autograder.nbgrader_cells import blank_of, grade_id, is_grade, is_solution
 
 STAGED = "grading/staged"
@@ -56,6 +56,8 @@ def record_executed(course_root: Path, assignment: str, student: str, executed: 
     Raises:
         NbgraderError: nbgrader could not record it.
     """
+    from autograder.nbgrader_ext import RecordAutograde
+
     staged = course_root / STAGED / student / assignment
     if staged.exists():
         shutil.rmtree(staged)
@@ -65,23 +67,11 @@ def record_executed(course_root: Path, assignment: str, student: str, executed: 
         shutil.copy2(submitted / "timestamp.txt", staged / "timestamp.txt")
     try:
         with in_course(course_root):
-            result = _record(make_api(course_root, RECORD_CONFIG), assignment, student)
+            result = autograde_with(make_api(course_root, RECORD_CONFIG), RecordAutograde, assignment, student)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     if not result.get("success"):
         raise NbgraderError(f"recording {student}'s grades failed: {result.get('error') or result.get('log', '')[-500:]}")
-
-
-def _record(api, assignment: str, student: str) -> dict:
-    """``api.autograde(assignment, student, force=True, create=True)``, with ``RecordAutograde`` as the converter."""
-    from nbgrader.utils import capture_log, temp_attrs
-
-    from autograder.nbgrader_ext import RecordAutograde
-
-    with temp_attrs(api.coursedir, assignment_id=assignment, student_id=student):
-        converter = RecordAutograde(coursedir=api.coursedir, parent=api)
-        converter.force, converter.create_student = True, True
-        return capture_log(converter)
 
 
 def record_zero(course_root: Path, assignment: str, student: str) -> None:

@@ -51,7 +51,7 @@ def _recorded(tmp_path: Path, name: str, monkeypatch: pytest.MonkeyPatch, two_pa
     real = BaseConverter.convert_single_notebook
     monkeypatch.setattr(BaseConverter, "convert_single_notebook", lambda self, path: passes.append(path) or real(self, path))
     if two_passes:
-        monkeypatch.setattr(record, "_record", lambda api, assignment, student: api.autograde(assignment, student, force=True, create=True))
+        monkeypatch.setattr(record, "autograde_with", lambda api, converter, assignment, student: api.autograde(assignment, student, force=True, create=True))
     record.record_executed(course, ASSIGNMENT, STUDENT, executed, submitted)
     monkeypatch.undo()
     return course, len(passes)
