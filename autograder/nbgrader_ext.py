@@ -197,8 +197,11 @@ class RecordAutograde(Autograde):
         for preprocessor in [*self.sanitize_preprocessors, *self.autograde_preprocessors]:
             self.exporter.register_preprocessor(preprocessor)
 
+    action = "recording"
+    """What the pass does after sanitizing, for nbgrader's log."""
+
     def convert_single_notebook(self, notebook_filename: str) -> None:
-        self.log.info("Sanitizing and recording %s", notebook_filename)
+        self.log.info("Sanitizing and %s %s", self.action, notebook_filename)
         self._sanitizing = True  # reads submitted/ (``_input_directory``), writes autograded/
         self._init_preprocessors()
         BaseConverter.convert_single_notebook(self, notebook_filename)
@@ -214,6 +217,8 @@ class GradingAutograde(RecordAutograde):
     the kernel's working folder is the sandbox's either way (``kernel_boot``), not the notebook's folder. The
     executed notebook is the same (``tests/grading/test_grading_one_pass.py``).
     """
+
+    action = "autograding"
 
     def convert_single_notebook(self, notebook_filename: str) -> None:
         from nbgrader.utils import setenv
