@@ -172,3 +172,20 @@ def test_the_cpu_by_process_role_is_shown_per_submission_beside_the_exact_total(
     assert "| exact, in all (the row's CPU) | - | 4.50 | - | 4.50 |" in report
     saved = json.loads(json.dumps(bench.figures(), default=str))
     assert gt.markdown(gt.Bench.from_figures(saved)) == report
+
+
+def test_a_cpu_bar_gets_no_verdict_when_its_floor_spread_past_the_limit(bench):
+    bench.lesson["graded_checks"]["runs"] = [3.0, 3.0, 3.0 * (1 + gt.FLOOR_SPREAD_LIMIT) + 0.01]
+    first, second = gt.bars(bench)[:2]
+    assert first.passed is None and first.verdict.startswith("no verdict: the floor's runs spread by 10%")
+    assert second.verdict.startswith("no verdict")  # no floor measured near the 200 run: it uses this one
+    bench.lesson_200 = {"graded": lesson_figures(2.0, True, False), "graded_checks": lesson_figures(3.0, True, True)}
+    assert [bar.verdict for bar in gt.bars(bench)][1] == "PASS"  # its own floor, steady
+    assert "no verdict: the floor's runs spread" in gt.markdown(bench)
+
+
+def test_a_floor_within_the_limit_keeps_the_verdict(bench):
+    bench.lesson["graded"]["runs"] = [2.0, 2.0 * (1 + gt.FLOOR_SPREAD_LIMIT) - 0.01]
+    assert [bar.verdict for bar in gt.bars(bench)][:2] == ["PASS", "PASS"]
+    bench.rows["j2"] = row("j2", 80.0, cpu=100.0)
+    assert gt.bars(bench)[0].verdict == "MISS"
