@@ -77,9 +77,10 @@ def grade_assignment(
     Raises:
         GradingError, CourseError, CourseLocked: as ``pipeline.grade``.
     """
-    from autograder.grading.class_report import write_class_report
+    from autograder.grading.class_report import matplotlib_in_the_course, write_class_report
     from autograder.grading.pipeline import GradeOptions, grade
 
+    matplotlib_in_the_course(course_root)  # the kernels' font cache and the report's are then built once per course
     notify = listener or _quiet
     options = GradeOptions(force=force, limits=limits or grade_limits(), executor=executor, scheduler=scheduler,
                            students=tuple(students), wait_for_lock=wait, unsafe_no_sandbox=unsafe_no_sandbox)

@@ -76,15 +76,29 @@ def stage_data(into: Path, hard_links: bool) -> Path | None:
         return target
 
 
-def stage_matplotlib(into: Path) -> Path:
-    """A matplotlib configuration folder with its font cache built, made once per batch.
+FONT_CACHE = "fontlist-*.json"
+"""matplotlib's font cache in its configuration folder."""
 
-    Building the cache runs ``fc-list``; the kernels, which may not start processes, copy it instead.
+
+def stage_matplotlib(into: Path) -> Path:
+    """A matplotlib configuration folder with its font cache, made once per batch.
+
+    Building the cache runs ``fc-list``; the kernels, which may not start processes, copy it instead. It comes from
+    this process's own matplotlib folder (``MPLCONFIGDIR``; ``autograder grade`` sets the course's
+    ``grading/.cache/matplotlib``, see ``class_report.matplotlib_in_the_course``), built there first when that has
+    none: a course builds it once, for its batches' kernels and its class reports alike. Without ``MPLCONFIGDIR``
+    it is built in the batch's folder.
     """
     with _staging_in(into):
         target = into / "matplotlib"
-        if not any(target.glob("fontlist-*.json")):
+        if not any(target.glob(FONT_CACHE)):
             target.mkdir(parents=True, exist_ok=True)
-            subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": str(target)},
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
+            own = Path(os.environ["MPLCONFIGDIR"]) if os.environ.get("MPLCONFIGDIR") else target
+            if not any(own.glob(FONT_CACHE)):
+                own.mkdir(parents=True, exist_ok=True)
+                subprocess.run([sys.executable, "-c", "import matplotlib.font_manager"], env={**os.environ, "MPLCONFIGDIR": str(own)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300, check=False)
+            if own != target:
+                for cache in own.glob(FONT_CACHE):
+                    shutil.copyfile(cache, target / cache.name)
         return target
