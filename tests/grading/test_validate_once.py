@@ -55,14 +55,11 @@ def test_the_record_and_the_worker_validate_once(monkeypatch, tmp_path: Path):
     assert record.RECORD_CONFIG["NotebookExporter"] == VALIDATE_ONCE["NotebookExporter"]
     seen = {}
 
-    class Api:
-        def autograde(self, *args, **kwargs):
-            return {"success": True}
-
     def make_api(root, overrides=None):
         seen.update(overrides or {})
-        return Api()
+        return object()
 
     monkeypatch.setattr("autograder.nbgrader_api.make_api", make_api)
+    monkeypatch.setattr("autograder.nbgrader_api.autograde_with", lambda api, converter, assignment, student: {"success": True})
     nbgrader_worker.main(tmp_path, "a1", "student", 60, 10_000)
     assert seen["NotebookExporter"] == VALIDATE_ONCE["NotebookExporter"]
