@@ -38,7 +38,7 @@ PHASES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
         ("imports (nbgrader, nbconvert, jupyter_server, sqlalchemy)", ("_find_and_load",)),
         ("kernel start", ("setup_kernel", "start_new_kernel", "async_start_new_kernel")),
         ("executing cells (waiting for the kernel)", ("preprocess_cell",)),
-        ("nbgrader's own steps (sanitize, gradebook, write)", ("NbGraderAPI.autograde (",)),
+        ("nbgrader's own steps (sanitize, gradebook, write)", ("autograde_with (", "NbGraderAPI.autograde (")),
         ("a spare waiting for its notebook", ("serve_ready (",)),
     ],
     "checker": [

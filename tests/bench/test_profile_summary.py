@@ -56,7 +56,7 @@ def test_role_times_count_seconds_per_phase(tmp_path):
 
 def test_a_spare_waiting_for_its_notebook_is_not_counted_as_nbgraders_work():
     ready = ["<module> (autograder/grading/nbgrader_worker.py:1)", "serve_ready (autograder/grading/nbgrader_worker.py:145)"]
-    grading = [*ready, "main (autograder/grading/nbgrader_worker.py:69)", "NbGraderAPI.autograde (nbgrader/apps/api.py:1042)"]
+    grading = [*ready, "main (autograder/grading/nbgrader_worker.py:71)", "autograde_with (autograder/nbgrader_api.py:210)"]
     assert ps.phase("worker", ready) == "a spare waiting for its notebook"
     assert ps.phase("worker", [*grading, "OverwriteCells.preprocess (overwritecells.py:94)"]) == "nbgrader's own steps (sanitize, gradebook, write)"
     assert ps.phase("worker", [*grading, "preprocess_cell (nbgrader_ext.py:60)"]) == "executing cells (waiting for the kernel)"
