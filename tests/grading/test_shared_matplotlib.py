@@ -42,9 +42,13 @@ def test_a_font_cache_already_there_is_copied_not_built(tmp_path, monkeypatch, b
     own.mkdir()
     (own / "fontlist-v390.json").write_text("{}")
     monkeypatch.setenv("MPLCONFIGDIR", str(own))
-    staged = shared_data.stage_matplotlib(tmp_path / "batch")
+    previous = os.umask(0o077)  # an instructor's private umask
+    try:
+        staged = shared_data.stage_matplotlib(tmp_path / "batch")
+    finally:
+        os.umask(previous)
     assert builds == [] and (staged / "fontlist-v390.json").read_text() == "{}"
-    assert oct(os.stat(staged / "fontlist-v390.json").st_mode & 0o044) == oct(0o044)  # kernels of another user read it
+    assert os.stat(staged / "fontlist-v390.json").st_mode & 0o044 == 0o044  # kernels of another user read it
 
 
 def test_without_a_folder_of_its_own_a_batch_builds_it_in_its_folder(tmp_path, monkeypatch, builds):

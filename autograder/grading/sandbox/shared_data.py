@@ -101,4 +101,5 @@ def stage_matplotlib(into: Path) -> Path:
             if own != target:
                 for cache in own.glob(FONT_CACHE):
                     shutil.copyfile(cache, target / cache.name)
+                    os.chmod(target / cache.name, 0o644)  # kernels of another user read it
         return target
